@@ -72,21 +72,27 @@ struct Fixture {
 
 fn clustered(rng: &mut StdRng, centres: &[Vec<f32>], noise: f32) -> Vec<f32> {
     let c = &centres[rng.random_range(0..centres.len())];
-    c.iter().map(|&x| x + noise * rng.random_range(-1.0f32..1.0)).collect()
+    c.iter()
+        .map(|&x| x + noise * rng.random_range(-1.0f32..1.0))
+        .collect()
 }
 
 fn fixture(dtype: Dtype) -> Fixture {
     let mut rng = StdRng::seed_from_u64(SEED ^ 0x5e_a5c4);
     let centres: Vec<Vec<f32>> = (0..CLUSTERS).map(|_| random_vec(&mut rng, DIM)).collect();
     let base: Vec<Vec<f32>> = (0..N).map(|_| clustered(&mut rng, &centres, 0.6)).collect();
-    let queries = (0..QUERIES).map(|_| clustered(&mut rng, &centres, 0.6)).collect();
+    let queries = (0..QUERIES)
+        .map(|_| clustered(&mut rng, &centres, 0.6))
+        .collect();
 
     let mut config = SegmentConfig::new(DIM);
     config.dtype = dtype;
     config.hnsw.seed = SEED;
     let growing = GrowingSegment::new(config, N).expect("segment");
     // Built on all cores: the build is set-up here, not what is measured.
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -107,14 +113,21 @@ fn fixture(dtype: Dtype) -> Fixture {
     growing.write_sealed(&path).expect("write_sealed");
     drop(growing);
     let segment = SealedSegment::open(&path).expect("open");
-    Fixture { _dir: dir, segment, queries }
+    Fixture {
+        _dir: dir,
+        segment,
+        queries,
+    }
 }
 
 /// Every `1 / fraction`-th id on average, chosen at random (seeded): a filter with no
 /// correlation to the vectors, the hard case for a filtered graph walk.
 fn random_filter(rng: &mut StdRng, fraction: f64) -> RoaringBitmap {
     let amount = ((N as f64) * fraction).round() as usize;
-    sample(rng, N, amount).into_iter().map(|i| i as u32).collect()
+    sample(rng, N, amount)
+        .into_iter()
+        .map(|i| i as u32)
+        .collect()
 }
 
 fn search(c: &mut Criterion) {
@@ -125,8 +138,11 @@ fn search(c: &mut Criterion) {
         let fx = fixture(dtype);
         let mut group = c.benchmark_group(format!("search/{dtype}/n{N}_d{DIM}_k10_ef64"));
         group.throughput(Throughput::Elements(1));
-        let cases: [(&str, Option<&RoaringBitmap>); 3] =
-            [("unfiltered", None), ("filter_10pct", Some(&filter_10)), ("filter_1pct", Some(&filter_1))];
+        let cases: [(&str, Option<&RoaringBitmap>); 3] = [
+            ("unfiltered", None),
+            ("filter_10pct", Some(&filter_10)),
+            ("filter_1pct", Some(&filter_1)),
+        ];
         for (name, filter) in cases {
             let mut params = SearchParams::new(10, 64);
             if let Some(f) = filter {
@@ -137,7 +153,9 @@ fn search(c: &mut Criterion) {
                 b.iter(|| {
                     // Cycle through the queries so one lucky query does not decide the figure.
                     q = (q + 1) % fx.queries.len();
-                    fx.segment.search(black_box(&fx.queries[q]), &params).expect("search")
+                    fx.segment
+                        .search(black_box(&fx.queries[q]), &params)
+                        .expect("search")
                 })
             });
         }

@@ -13,9 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::{Args, ValueEnum};
-use hirevec_index::{
-    Dtype, GrowingSegment, SealedSegment, SearchParams, Segment, SegmentConfig,
-};
+use hirevec_index::{Dtype, GrowingSegment, SealedSegment, SearchParams, Segment, SegmentConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -159,7 +157,9 @@ pub struct Report {
 pub fn run(args: BenchAnnArgs) -> Result<()> {
     validate(&args)?;
     let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     });
 
     let base = load(&args.base, "base")?;
@@ -173,7 +173,11 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
         base.dim
     );
     ensure!(base.rows > 0, "{}: no base vectors", args.base.display());
-    ensure!(queries.rows > 0, "{}: no query vectors", args.queries.display());
+    ensure!(
+        queries.rows > 0,
+        "{}: no query vectors",
+        args.queries.display()
+    );
     ensure!(
         base.rows <= u32::MAX as usize,
         "{}: {} rows do not fit u32 ids",
@@ -273,7 +277,9 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
     let warm_n = args.warmup.min(queries.rows);
     let warm = SearchParams::new(args.k, warm_ef);
     for i in 0..warm_n {
-        sealed.search(queries.row(i), &warm).context("warm-up search")?;
+        sealed
+            .search(queries.row(i), &warm)
+            .context("warm-up search")?;
     }
     let mut runs = Vec::with_capacity(args.ef.len());
     for &ef in &args.ef {
@@ -321,7 +327,10 @@ fn validate(args: &BenchAnnArgs) -> Result<()> {
     if let Some(&ef) = args.ef.iter().find(|&&ef| ef < args.k) {
         // HNSW cannot return k results from fewer than k candidates; hnswlib silently raises
         // such an ef to k, which would make two rows of the table the same run.
-        bail!("--ef {ef} is smaller than --k {}; every ef must be >= k", args.k);
+        bail!(
+            "--ef {ef} is smaller than --k {}; every ef must be >= k",
+            args.k
+        );
     }
     if let Some(t) = args.threads {
         ensure!(t >= 1, "--threads must be at least 1");
@@ -365,12 +374,15 @@ fn load_gt(path: &Path, k: usize, n_queries: usize, n_base: usize) -> Result<Vec
             row[..k]
                 .iter()
                 .map(|&id| {
-                    u32::try_from(id).ok().filter(|&id| (id as usize) < n_base).ok_or_else(|| {
-                        anyhow!(
-                            "{}: row {q} has id {id}, outside the {n_base} base rows",
-                            path.display()
-                        )
-                    })
+                    u32::try_from(id)
+                        .ok()
+                        .filter(|&id| (id as usize) < n_base)
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "{}: row {q} has id {id}, outside the {n_base} base rows",
+                                path.display()
+                            )
+                        })
                 })
                 .collect()
         })
@@ -473,8 +485,10 @@ fn build(seg: &GrowingSegment, base: &Vectors, base_path: &Path, threads: usize)
                         for i in from..to {
                             if let Err(e) = seg.insert(i as u32, base.row(i)) {
                                 failed.store(true, Ordering::Relaxed);
-                                return Err(anyhow::Error::new(e)
-                                    .context(format!("{}: inserting row {i}", base_path.display())));
+                                return Err(anyhow::Error::new(e).context(format!(
+                                    "{}: inserting row {i}",
+                                    base_path.display()
+                                )));
                             }
                         }
                         bar.inc((to - from) as u64);
@@ -514,7 +528,11 @@ fn measure(
         let hits = seg.search(queries.row(q), &params)?;
         lat_ns.push(t.elapsed().as_nanos() as u64);
         // Both lists hold at most k distinct ids; a quadratic check beats hashing at k = 10.
-        found += hits.iter().take(k).filter(|h| truth.contains(&h.id)).count();
+        found += hits
+            .iter()
+            .take(k)
+            .filter(|h| truth.contains(&h.id))
+            .count();
     }
     let single_secs = start.elapsed().as_secs_f64();
 
@@ -536,7 +554,10 @@ fn measure(
             .collect();
         for w in workers {
             // The count is only consumed so the searches cannot be optimised away.
-            std::hint::black_box(w.join().map_err(|_| anyhow!("a search thread panicked"))??);
+            std::hint::black_box(
+                w.join()
+                    .map_err(|_| anyhow!("a search thread panicked"))??,
+            );
         }
         Ok(())
     })?;
@@ -565,7 +586,14 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 fn print_table(r: &Report) {
     println!(
         "\n{} | {} base x {} queries | dim {} -> stored_dim {} {} | m {} ef_construction {} | {} threads",
-        r.dataset, r.n_base, r.n_queries, r.dim, r.stored_dim, r.dtype, r.m, r.ef_construction,
+        r.dataset,
+        r.n_base,
+        r.n_queries,
+        r.dim,
+        r.stored_dim,
+        r.dtype,
+        r.m,
+        r.ef_construction,
         r.threads
     );
     println!(
@@ -622,14 +650,17 @@ impl OutDir {
         if let Some(dir) = user {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating --out-dir {}", dir.display()))?;
-            return Ok(Self { path: dir.to_path_buf(), remove: false });
+            return Ok(Self {
+                path: dir.to_path_buf(),
+                remove: false,
+            });
         }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir()
-            .join(format!("hirevec-bench-ann-{}-{nanos}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("hirevec-bench-ann-{}-{nanos}", std::process::id()));
         // create_dir (not _all) fails if the name exists, so we never adopt someone else's dir.
         std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(Self { path, remove: true })
@@ -658,7 +689,9 @@ mod tests {
         Vectors {
             rows,
             dim,
-            data: (0..rows * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
+            data: (0..rows * dim)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect(),
             source_type: vecio::ElemType::F32,
         }
     }
@@ -691,7 +724,12 @@ mod tests {
             data: vec![0.0, 0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 0.0],
             source_type: vecio::ElemType::F32,
         };
-        let queries = Vectors { rows: 1, dim: 2, data: vec![5.0, 0.0], source_type: vecio::ElemType::F32 };
+        let queries = Vectors {
+            rows: 1,
+            dim: 2,
+            data: vec![5.0, 0.0],
+            source_type: vecio::ElemType::F32,
+        };
         assert_eq!(exact_top_k(&base, &queries, 2), vec![vec![1, 2]]);
         assert_eq!(exact_top_k(&base, &queries, 4), vec![vec![1, 2, 4]]);
     }
@@ -700,7 +738,12 @@ mod tests {
     fn dot_f64_matches_sequential_sum() {
         let v = random(1, 37, 3);
         let w = random(1, 37, 4);
-        let seq: f64 = v.data.iter().zip(&w.data).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        let seq: f64 = v
+            .data
+            .iter()
+            .zip(&w.data)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
         assert!((dot_f64(&v.data, &w.data) - seq).abs() < 1e-12);
     }
 
@@ -726,7 +769,10 @@ mod tests {
 
     #[test]
     fn dataset_name_is_the_directory() {
-        assert_eq!(dataset_name(Path::new("data/glove-50/base.npy")), "glove-50");
+        assert_eq!(
+            dataset_name(Path::new("data/glove-50/base.npy")),
+            "glove-50"
+        );
         assert_eq!(dataset_name(Path::new("base.npy")), "base");
     }
 }

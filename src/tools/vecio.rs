@@ -45,11 +45,17 @@ pub enum VecIoError {
 pub type Result<T> = std::result::Result<T, VecIoError>;
 
 fn format_err(path: &Path, reason: impl Into<String>) -> VecIoError {
-    VecIoError::Format { path: path.to_path_buf(), reason: reason.into() }
+    VecIoError::Format {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> VecIoError + '_ {
-    move |source| VecIoError::Io { path: path.to_path_buf(), source }
+    move |source| VecIoError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Element type a vector file stored its values in (they are always returned as f32).
@@ -92,10 +98,17 @@ impl Vectors {
 
 /// Reads `.npy` or `.fvecs` according to the file's extension.
 pub fn read_vectors(path: &Path) -> Result<Vectors> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("npy") => read_npy(path),
         Some("fvecs") => read_fvecs(path),
-        _ => Err(VecIoError::UnknownExtension { path: path.to_path_buf() }),
+        _ => Err(VecIoError::UnknownExtension {
+            path: path.to_path_buf(),
+        }),
     }
 }
 
@@ -113,21 +126,30 @@ pub fn read_npy(path: &Path) -> Result<Vectors> {
 /// Parses the bytes of a `.npy` file; `path` only names the file in errors.
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
     if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
-        return Err(format_err(path, "not a .npy file (missing \\x93NUMPY magic)"));
+        return Err(format_err(
+            path,
+            "not a .npy file (missing \\x93NUMPY magic)",
+        ));
     }
     let (major, minor) = (bytes[6], bytes[7]);
     // Version 1 has a u16 header length, versions 2 and 3 a u32 (3 only changes the header's
     // text encoding to UTF-8, which the ASCII dictionary we accept never needs).
     let (header_len, header_start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
         2 | 3 => {
             if bytes.len() < 12 {
                 return Err(format_err(path, "truncated .npy header"));
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
         }
         _ => {
-            return Err(format_err(path, format!("unsupported .npy format version {major}.{minor}")));
+            return Err(format_err(
+                path,
+                format!("unsupported .npy format version {major}.{minor}"),
+            ));
         }
     };
     let data_start = header_start
@@ -154,13 +176,16 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
         ">f4" | ">f2" => {
             return Err(format_err(
                 path,
-                format!("big-endian dtype {:?}; convert with arr.astype('<f4')", header.descr),
+                format!(
+                    "big-endian dtype '{}'; convert with arr.astype('<f4')",
+                    header.descr
+                ),
             ));
         }
         other => {
             return Err(format_err(
                 path,
-                format!("dtype {other:?} is not supported (expected '<f4' or '<f2')"),
+                format!("dtype '{other}' is not supported (expected '<f4' or '<f2')"),
             ));
         }
     };
@@ -175,7 +200,10 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
         _ => {
             return Err(format_err(
                 path,
-                format!("expected a 2-D array (rows, dim), got shape {:?}", header.shape),
+                format!(
+                    "expected a 2-D array (rows, dim), got shape {:?}",
+                    header.shape
+                ),
             ));
         }
     };
@@ -197,7 +225,11 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
             format!(
                 "shape ({rows}, {dim}) of {elem} needs {expected} data bytes, file has {}{}",
                 payload.len(),
-                if payload.len() < expected { " (truncated?)" } else { "" }
+                if payload.len() < expected {
+                    " (truncated?)"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -211,7 +243,12 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
             .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
     };
-    Ok(Vectors { rows, dim, data, source_type: elem })
+    Ok(Vectors {
+        rows,
+        dim,
+        data,
+        source_type: elem,
+    })
 }
 
 /// The three keys of a `.npy` header dictionary, e.g.
@@ -304,7 +341,8 @@ fn parse_py_str(s: &str) -> Option<(String, &str)> {
 }
 
 fn npy_header_bytes(descr: &str, rows: usize, dim: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+    let dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
     // numpy pads the header with spaces and a final newline so the data starts on a 64-byte
     // boundary (format 1.0: 10-byte preamble).
     let unpadded = 10 + dict.len() + 1;
@@ -321,8 +359,11 @@ fn npy_header_bytes(descr: &str, rows: usize, dim: usize) -> Vec<u8> {
 }
 
 fn check_shape(path: &Path, len: usize, dim: usize) -> Result<usize> {
-    if dim == 0 || len % dim != 0 {
-        return Err(format_err(path, format!("{len} values do not make rows of dimension {dim}")));
+    if dim == 0 || !len.is_multiple_of(dim) {
+        return Err(format_err(
+            path,
+            format!("{len} values do not make rows of dimension {dim}"),
+        ));
     }
     Ok(len / dim)
 }
@@ -332,7 +373,8 @@ pub fn write_npy_f32(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     let rows = check_shape(path, data.len(), dim)?;
     let mut out = npy_header_bytes("<f4", rows, dim);
     out.reserve(data.len() * 4);
-    data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    data.iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     fs::write(path, out).map_err(io_err(path))
 }
 
@@ -341,7 +383,8 @@ pub fn write_npy_f16(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     let rows = check_shape(path, data.len(), dim)?;
     let mut out = npy_header_bytes("<f2", rows, dim);
     out.reserve(data.len() * 2);
-    data.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes()));
+    data.iter()
+        .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes()));
     fs::write(path, out).map_err(io_err(path))
 }
 
@@ -355,15 +398,21 @@ fn parse_xvecs<'a>(path: &Path, bytes: &'a [u8], what: &str) -> Result<(usize, V
         return Ok((0, Vec::new()));
     }
     if bytes.len() < 4 {
-        return Err(format_err(path, format!("truncated {what}: {} bytes", bytes.len())));
+        return Err(format_err(
+            path,
+            format!("truncated {what}: {} bytes", bytes.len()),
+        ));
     }
     let first = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if first <= 0 {
-        return Err(format_err(path, format!("row 0 declares dimension {first}; not a valid {what} file")));
+        return Err(format_err(
+            path,
+            format!("row 0 declares dimension {first}; not a valid {what} file"),
+        ));
     }
     let dim = first as usize;
     let row_bytes = 4 * (dim + 1);
-    if bytes.len() % row_bytes != 0 {
+    if !bytes.len().is_multiple_of(row_bytes) {
         return Err(format_err(
             path,
             format!(
@@ -396,9 +445,17 @@ pub fn read_fvecs(path: &Path) -> Result<Vectors> {
     }
     let data = rows
         .iter()
-        .flat_map(|r| r.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .flat_map(|r| {
+            r.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        })
         .collect();
-    Ok(Vectors { rows: rows.len(), dim, data, source_type: ElemType::F32 })
+    Ok(Vectors {
+        rows: rows.len(),
+        dim,
+        data,
+        source_type: ElemType::F32,
+    })
 }
 
 /// Reads an `.ivecs` file (e.g. ground-truth neighbour ids), one `Vec<i32>` per row.
@@ -407,7 +464,11 @@ pub fn read_ivecs(path: &Path) -> Result<Vec<Vec<i32>>> {
     let (_, rows) = parse_xvecs(path, &bytes, ".ivecs")?;
     Ok(rows
         .iter()
-        .map(|r| r.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        .map(|r| {
+            r.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
         .collect())
 }
 
@@ -418,7 +479,9 @@ fn write_xvecs(path: &Path, rows: impl Iterator<Item = Vec<[u8; 4]>>) -> Result<
         let d = i32::try_from(row.len())
             .ok()
             .filter(|d| *d > 0)
-            .ok_or_else(|| format_err(path, format!("cannot write a row of length {}", row.len())))?;
+            .ok_or_else(|| {
+                format_err(path, format!("cannot write a row of length {}", row.len()))
+            })?;
         w.write_all(&d.to_le_bytes()).map_err(io_err(path))?;
         for word in row {
             w.write_all(&word).map_err(io_err(path))?;
@@ -430,12 +493,20 @@ fn write_xvecs(path: &Path, rows: impl Iterator<Item = Vec<[u8; 4]>>) -> Result<
 /// Writes `data` (rows of `dim` values) as `.fvecs`.
 pub fn write_fvecs(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     check_shape(path, data.len(), dim)?;
-    write_xvecs(path, data.chunks_exact(dim).map(|r| r.iter().map(|v| v.to_le_bytes()).collect()))
+    write_xvecs(
+        path,
+        data.chunks_exact(dim)
+            .map(|r| r.iter().map(|v| v.to_le_bytes()).collect()),
+    )
 }
 
 /// Writes rows of ids as `.ivecs`; all rows should have the same length to be readable back.
 pub fn write_ivecs(path: &Path, rows: &[Vec<i32>]) -> Result<()> {
-    write_xvecs(path, rows.iter().map(|r| r.iter().map(|v| v.to_le_bytes()).collect()))
+    write_xvecs(
+        path,
+        rows.iter()
+            .map(|r| r.iter().map(|v| v.to_le_bytes()).collect()),
+    )
 }
 
 #[cfg(test)]
@@ -455,7 +526,10 @@ mod tests {
         match r {
             Err(e @ VecIoError::Format { .. }) => {
                 let msg = e.to_string();
-                assert!(msg.contains(needle), "error {msg:?} should mention {needle:?}");
+                assert!(
+                    msg.contains(needle),
+                    "error {msg:?} should mention {needle:?}"
+                );
             }
             other => panic!("expected a format error mentioning {needle:?}, got {other:?}"),
         }
@@ -468,7 +542,8 @@ mod tests {
         let data = sample(5, 3);
         write_npy_f32(&p, &data, 3).unwrap();
         let bytes = fs::read(&p).unwrap();
-        assert_eq!(bytes.len() % 64, (5 * 3 * 4) % 64, "data must start on a 64-byte boundary");
+        let header = bytes.len() - 5 * 3 * 4;
+        assert_eq!(header % 64, 0, "data must start on a 64-byte boundary");
         let v = read_vectors(&p).unwrap();
         assert_eq!((v.rows, v.dim, v.source_type), (5, 3, ElemType::F32));
         assert_eq!(v.data, data);
@@ -528,20 +603,71 @@ mod tests {
         assert_format_err(parse_npy(p, b"PK\x03\x04 not numpy at all"), "magic");
         assert_format_err(parse_npy(p, b"\x93NUMPY\x09\x00\x10\x00"), "version 9.0");
         // Header length points past the end of the file.
-        assert_format_err(parse_npy(p, b"\x93NUMPY\x01\x00\xff\x00{'descr'"), "truncated");
+        assert_format_err(
+            parse_npy(p, b"\x93NUMPY\x01\x00\xff\x00{'descr'"),
+            "truncated",
+        );
         let cases = [
-            ("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", 32, "'<f8'"),
-            ("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", 16, "big-endian"),
-            ("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, "Fortran"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 16, "2-D"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 1), }", 16, "2-D"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 0), }", 0, "dimension 0"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 15, "truncated"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 17, "needs 16"),
-            ("{'descr': '<f4', 'fortran_order': False }", 16, "no 'shape'"),
-            ("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2, 2) }", 16, "True/False"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 16, "bad shape"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': 1}", 16, "unexpected key"),
+            (
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }",
+                32,
+                "'<f8'",
+            ),
+            (
+                "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }",
+                16,
+                "big-endian",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+                16,
+                "Fortran",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
+                16,
+                "2-D",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 1), }",
+                16,
+                "2-D",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 0), }",
+                0,
+                "dimension 0",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
+                15,
+                "truncated",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
+                17,
+                "needs 16",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False }",
+                16,
+                "no 'shape'",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2, 2) }",
+                16,
+                "True/False",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }",
+                16,
+                "bad shape",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': 1}",
+                16,
+                "unexpected key",
+            ),
             ("['descr', '<f4']", 16, "not a dictionary"),
             ("{'descr' '<f4'}", 16, "expected ':'"),
         ];
@@ -555,8 +681,14 @@ mod tests {
 
     #[test]
     fn npy_huge_shape_does_not_allocate_or_panic() {
-        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 2), }}", usize::MAX);
-        assert_format_err(parse_npy(Path::new("h.npy"), &npy_with_header(&dict, 8)), "overflows");
+        let dict = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 2), }}",
+            usize::MAX
+        );
+        assert_format_err(
+            parse_npy(Path::new("h.npy"), &npy_with_header(&dict, 8)),
+            "overflows",
+        );
     }
 
     #[test]
