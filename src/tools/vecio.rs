@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Errors of the vector file readers and writers; each carries the file's path.
 #[derive(Debug, thiserror::Error)]
@@ -238,10 +239,17 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
-        ElemType::F16 => payload
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+        ElemType::F16 => {
+            let halves: Vec<f16> = payload
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let mut data = vec![0f32; halves.len()];
+            // The slice conversion uses F16C/NEON when the CPU has it, several times faster
+            // than converting one value at a time on a 100 MB file.
+            halves.convert_to_f32_slice(&mut data);
+            data
+        }
     };
     Ok(Vectors {
         rows,
