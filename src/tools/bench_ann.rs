@@ -87,6 +87,9 @@ pub struct BenchAnnArgs {
     /// not pay for page faults on the freshly mapped file.
     #[arg(long, default_value_t = 2000)]
     pub warmup: usize,
+    /// Passes over the queries per `ef` and mode; the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
 }
 
 /// Measurements for one `ef` (one row of the table, one element of `runs` in the JSON).
@@ -143,6 +146,8 @@ pub struct Report {
     pub threads: usize,
     /// HNSW level seed.
     pub seed: u64,
+    /// Passes per `ef` and mode; QPS and latencies come from the fastest.
+    pub repeat: usize,
     /// Wall-clock time of all inserts.
     pub build_seconds: f64,
     /// Time to write the sealed file (not part of `build_seconds`).
@@ -281,9 +286,14 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
             .search(queries.row(i), &warm)
             .context("warm-up search")?;
     }
+    let sweep = Sweep {
+        k: args.k,
+        threads,
+        repeat: args.repeat,
+    };
     let mut runs = Vec::with_capacity(args.ef.len());
     for &ef in &args.ef {
-        runs.push(measure(&sealed, &queries, &gt, args.k, ef, threads)?);
+        runs.push(measure(&sealed, &queries, &gt, &sweep, ef)?);
     }
 
     let report = Report {
@@ -304,6 +314,7 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
         ef_construction: args.ef_construction,
         threads,
         seed: args.seed,
+        repeat: args.repeat,
         build_seconds,
         seal_seconds,
         index_bytes,
@@ -332,6 +343,7 @@ fn validate(args: &BenchAnnArgs) -> Result<()> {
             args.k
         );
     }
+    ensure!(args.repeat >= 1, "--repeat must be at least 1");
     if let Some(t) = args.threads {
         ensure!(t >= 1, "--threads must be at least 1");
     }
@@ -507,61 +519,76 @@ fn build(seg: &GrowingSegment, base: &Vectors, base_path: &Path, threads: usize)
     Ok(secs)
 }
 
-/// Measures one `ef`: a single-thread pass (recall, QPS, per-query latencies) and then a pass
-/// with the queries split over `threads` threads (QPS only).
+/// Measures one `ef`: `repeat` single-thread passes over all queries (recall, QPS, per-query
+/// latencies) and `repeat` passes with the queries split over `threads` threads (QPS only).
+/// Each figure comes from the fastest pass, as in ann-benchmarks: on a shared machine the
+/// slower passes measure the neighbours' load, not the index.
 fn measure(
     seg: &SealedSegment,
     queries: &Vectors,
     gt: &[Vec<u32>],
-    k: usize,
+    sweep: &Sweep,
     ef: usize,
-    threads: usize,
 ) -> Result<EfRun> {
+    let (k, threads) = (sweep.k, sweep.threads);
     let params = SearchParams::new(k, ef);
     let n = queries.rows;
 
-    let mut lat_ns = Vec::with_capacity(n);
+    let mut best: Option<(f64, Vec<u64>)> = None;
     let mut found = 0usize;
-    let start = Instant::now();
-    for (q, truth) in gt.iter().enumerate().take(n) {
-        let t = Instant::now();
-        let hits = seg.search(queries.row(q), &params)?;
-        lat_ns.push(t.elapsed().as_nanos() as u64);
-        // Both lists hold at most k distinct ids; a quadratic check beats hashing at k = 10.
-        found += hits
-            .iter()
-            .take(k)
-            .filter(|h| truth.contains(&h.id))
-            .count();
+    for pass in 0..sweep.repeat {
+        let mut lat_ns = Vec::with_capacity(n);
+        let start = Instant::now();
+        for (q, truth) in gt.iter().enumerate().take(n) {
+            let t = Instant::now();
+            let hits = seg.search(queries.row(q), &params)?;
+            lat_ns.push(t.elapsed().as_nanos() as u64);
+            if pass == 0 {
+                // Both lists hold at most k distinct ids; a quadratic check beats hashing at
+                // k = 10. Searches are deterministic, so one pass gives the recall.
+                found += hits
+                    .iter()
+                    .take(k)
+                    .filter(|h| truth.contains(&h.id))
+                    .count();
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if best.as_ref().is_none_or(|(b, _)| secs < *b) {
+            best = Some((secs, lat_ns));
+        }
     }
-    let single_secs = start.elapsed().as_secs_f64();
+    let (single_secs, mut lat_ns) = best.expect("repeat >= 1");
 
     let per_thread = n.div_ceil(threads);
-    let start = Instant::now();
-    std::thread::scope(|s| -> Result<()> {
-        let workers: Vec<_> = (0..n)
-            .step_by(per_thread)
-            .map(|from| {
-                let params = &params;
-                s.spawn(move || -> Result<usize> {
-                    let mut returned = 0;
-                    for q in from..(from + per_thread).min(n) {
-                        returned += seg.search(queries.row(q), params)?.len();
-                    }
-                    Ok(returned)
+    let mut multi_secs = f64::INFINITY;
+    for _ in 0..sweep.repeat {
+        let start = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let workers: Vec<_> = (0..n)
+                .step_by(per_thread)
+                .map(|from| {
+                    let params = &params;
+                    s.spawn(move || -> Result<usize> {
+                        let mut returned = 0;
+                        for q in from..(from + per_thread).min(n) {
+                            returned += seg.search(queries.row(q), params)?.len();
+                        }
+                        Ok(returned)
+                    })
                 })
-            })
-            .collect();
-        for w in workers {
-            // The count is only consumed so the searches cannot be optimised away.
-            std::hint::black_box(
-                w.join()
-                    .map_err(|_| anyhow!("a search thread panicked"))??,
-            );
-        }
-        Ok(())
-    })?;
-    let multi_secs = start.elapsed().as_secs_f64();
+                .collect();
+            for w in workers {
+                // The count is only consumed so the searches cannot be optimised away.
+                std::hint::black_box(
+                    w.join()
+                        .map_err(|_| anyhow!("a search thread panicked"))??,
+                );
+            }
+            Ok(())
+        })?;
+        multi_secs = multi_secs.min(start.elapsed().as_secs_f64());
+    }
 
     lat_ns.sort_unstable();
     Ok(EfRun {
@@ -572,6 +599,14 @@ fn measure(
         p50_us: percentile(&lat_ns, 50.0) / 1e3,
         p99_us: percentile(&lat_ns, 99.0) / 1e3,
     })
+}
+
+/// What every `ef` of a sweep shares.
+#[derive(Debug, Clone, Copy)]
+struct Sweep {
+    k: usize,
+    threads: usize,
+    repeat: usize,
 }
 
 /// Nearest-rank percentile of sorted values (the same definition the hnswlib script uses).
@@ -703,7 +738,8 @@ mod tests {
         let base = random(500, 13, seed);
         let queries = random(20, 13, seed + 1);
         let gt = exact_top_k(&base, &queries, 10);
-        for q in 0..queries.rows {
+        assert_eq!(gt.len(), queries.rows);
+        for (q, got) in gt.iter().enumerate() {
             let cos = |i: usize| {
                 let (a, b) = (queries.row(q), base.row(i));
                 dot_f64(a, b) / (dot_f64(a, a).sqrt() * dot_f64(b, b).sqrt())
@@ -711,7 +747,7 @@ mod tests {
             let mut all: Vec<(f64, u32)> = (0..base.rows).map(|i| (cos(i), i as u32)).collect();
             all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
             let want: Vec<u32> = all[..10].iter().map(|x| x.1).collect();
-            assert_eq!(gt[q], want, "query {q}");
+            assert_eq!(got, &want, "query {q}");
         }
     }
 
