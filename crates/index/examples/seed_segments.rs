@@ -15,7 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     };
     for (i, (dtype, n, dim, m)) in
-        [(Dtype::F32, 40, 4, 2), (Dtype::F16, 60, 6, 3), (Dtype::F16, 12, 3, 2)].into_iter().enumerate()
+        [(Dtype::F32, 40, 4, 2), (Dtype::F16, 60, 6, 3), (Dtype::F16, 12, 3, 2)]
+            .into_iter()
+            .enumerate()
     {
         let mut c = SegmentConfig::new(dim);
         c.dtype = dtype;

@@ -224,7 +224,9 @@ impl<T: Element> Hnsw<T> {
             if kept.len() >= m {
                 break;
             }
-            let Some(cv) = self.vector(c.node) else { continue };
+            let Some(cv) = self.vector(c.node) else {
+                continue;
+            };
             if kept.iter().all(|(_, kv)| -T::dot(cv, kv) >= c.dist) {
                 kept.push((c, cv));
             }
@@ -235,7 +237,9 @@ impl<T: Element> Hnsw<T> {
     /// Adds `new` to `node`'s list on `level`, re-selecting with the heuristic when it is full.
     fn add_link(&self, node: u32, new: u32, level: usize, mmax: usize) {
         let _lock = self.node_locks[node as usize].lock();
-        let Some(list) = self.list(node, level) else { return };
+        let Some(list) = self.list(node, level) else {
+            return;
+        };
         let n = (list[0].load(Ordering::Relaxed) as usize).min(mmax);
         let current = || list[1..=n].iter().map(|a| a.load(Ordering::Relaxed));
         if current().any(|x| x == new) {
@@ -246,7 +250,9 @@ impl<T: Element> Hnsw<T> {
             list[0].store(n as u32 + 1, Ordering::Release);
             return;
         }
-        let Some(base) = self.vector(node) else { return };
+        let Some(base) = self.vector(node) else {
+            return;
+        };
         let mut cands: Vec<Candidate> = current()
             .chain(std::iter::once(new))
             .filter_map(|x| self.vector(x).map(|v| Candidate { dist: -T::dot(base, v), node: x }))
@@ -274,7 +280,12 @@ impl<T: Element> Hnsw<T> {
         Ok(search::knn(self, &q, params, &self.pool))
     }
 
-    fn search_exact(&self, query: &[f32], top_k: usize, filter: Option<&dyn crate::Filter>) -> Result<Vec<Hit>> {
+    fn search_exact(
+        &self,
+        query: &[f32],
+        top_k: usize,
+        filter: Option<&dyn crate::Filter>,
+    ) -> Result<Vec<Hit>> {
         let q = prepare_vector(query, self.config.dim, self.config.stored_dim)?;
         let q: Vec<T> = crate::vector::convert(&q);
         Ok(search::exact_over_nodes(self, &q, top_k, filter))
@@ -339,7 +350,8 @@ impl<T: Element> Hnsw<T> {
         let ids: Vec<u32> = (0..count).map(|n| self.ids[n].load(Ordering::Relaxed)).collect();
         out.write(format::IDS, bytemuck::cast_slice(&ids))?;
         out.begin(format::ID_INDEX)?;
-        let mut index: Vec<[u32; 2]> = ids.iter().enumerate().map(|(n, &id)| [id, n as u32]).collect();
+        let mut index: Vec<[u32; 2]> =
+            ids.iter().enumerate().map(|(n, &id)| [id, n as u32]).collect();
         index.sort_unstable();
         out.write(format::ID_INDEX, bytemuck::cast_slice(&index))?;
         out.begin(format::DELETED)?;
@@ -414,7 +426,9 @@ impl<T: Element> Graph for Hnsw<T> {
 
     #[inline]
     fn for_each_neighbor<F: FnMut(u32)>(&self, node: u32, level: usize, mut f: F) {
-        let Some(list) = self.list(node, level) else { return };
+        let Some(list) = self.list(node, level) else {
+            return;
+        };
         let n = (list[0].load(Ordering::Acquire) as usize).min(list.len() - 1);
         let len = self.len() as u32;
         for a in &list[1..=n] {

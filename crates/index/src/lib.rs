@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use filter::Filter;
 pub use growing::GrowingSegment;
 pub use params::{
-    DEFAULT_EXACT_SCAN_THRESHOLD, HnswParams, Hit, MAX_DIM, MAX_M, SearchParams, SegmentConfig,
+    DEFAULT_EXACT_SCAN_THRESHOLD, Hit, HnswParams, MAX_DIM, MAX_M, SearchParams, SegmentConfig,
 };
 pub use sealed::SealedSegment;
 pub use vector::{Dtype, Element, dot, dot_reference, prepare_vector};

@@ -91,7 +91,14 @@ impl SealedSegment {
         let count = header.count as usize;
         let deleted: &[u64] = section(bytes.as_slice(), &layout, format::DELETED)?;
         let tombstones = Tombstones::from_words(count, deleted);
-        let seg = SealedSegment { bytes, header, config, layout, tombstones, pool: ScratchPool::default() };
+        let seg = SealedSegment {
+            bytes,
+            header,
+            config,
+            layout,
+            tombstones,
+            pool: ScratchPool::default(),
+        };
         // Cast every section once now, so a misaligned one fails at open, not at first search.
         match config.dtype {
             Dtype::F32 => seg.view::<f32>().map(drop)?,
@@ -115,8 +122,7 @@ impl SealedSegment {
             ids: section(b, l, format::IDS)?,
             id_index: section(b, l, format::ID_INDEX)?,
             count,
-            entry: (count > 0)
-                .then_some((self.header.entry_point, self.header.max_level as usize)),
+            entry: (count > 0).then_some((self.header.entry_point, self.header.max_level as usize)),
             tombstones: &self.tombstones,
         })
     }
@@ -163,7 +169,11 @@ impl SealedSegment {
         Ok(search::exact_over_nodes(&self.view::<T>()?, &q, top_k, filter))
     }
 
-    fn search_typed<T: Element>(&self, query: &[f32], params: &SearchParams<'_>) -> Result<Vec<Hit>> {
+    fn search_typed<T: Element>(
+        &self,
+        query: &[f32],
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Hit>> {
         params.validate()?;
         let q = prepare_vector(query, self.config.dim, self.config.stored_dim)?;
         let q: Vec<T> = crate::vector::convert(&q);
@@ -213,7 +223,9 @@ impl<T: Element> Graph for View<'_, T> {
             }
             self.upper.get(from as usize..to as usize)
         };
-        let Some((&n, rest)) = list.and_then(|l| l.split_first()) else { return };
+        let Some((&n, rest)) = list.and_then(|l| l.split_first()) else {
+            return;
+        };
         for &x in &rest[..(n as usize).min(rest.len())] {
             if (x as usize) < self.count {
                 f(x);

@@ -127,6 +127,8 @@ pub(crate) struct Scratch {
     pub visited: Visited,
     candidates: BinaryHeap<Nearest>,
     top: BinaryHeap<Candidate>,
+    /// The unvisited neighbours of the node being expanded.
+    fresh: Vec<u32>,
 }
 
 impl Scratch {
@@ -148,6 +150,7 @@ impl ScratchPool {
             visited: Visited::new(n),
             candidates: BinaryHeap::new(),
             top: BinaryHeap::new(),
+            fresh: Vec::new(),
         });
         s.visited.reset(n);
         s.candidates.clear();
@@ -221,7 +224,7 @@ pub(crate) fn search_layer<G: Graph>(
     accept: &Accept<'_>,
     scratch: &mut Scratch,
 ) -> Vec<Candidate> {
-    let Scratch { visited, candidates, top } = scratch;
+    let Scratch { visited, candidates, top, fresh } = scratch;
     candidates.clear();
     top.clear();
     for &e in entry {
@@ -239,15 +242,24 @@ pub(crate) fn search_layer<G: Graph>(
         if top.len() >= ef && top.peek().is_some_and(|worst| c.dist > worst.dist) {
             break;
         }
+        // Collect the unvisited neighbours first and ask for their vectors, so the memory
+        // fetches overlap with the distance computations instead of stalling each one.
+        fresh.clear();
         g.for_each_neighbor(c.node, level, |n| {
-            if !visited.insert(n) {
-                return;
+            if visited.insert(n) {
+                fresh.push(n);
             }
+        });
+        for &n in fresh.iter() {
             g.prefetch(n);
-            let Some(dist) = distance(g, query, n) else { return };
-            let cand = Candidate { dist, node: n };
+        }
+        for &n in fresh.iter() {
+            let Some(dist) = distance(g, query, n) else {
+                continue;
+            };
             let worst = top.peek().map_or(f32::INFINITY, |w| w.dist);
             if top.len() < ef || dist < worst {
+                let cand = Candidate { dist, node: n };
                 candidates.push(Nearest(std::cmp::Reverse(cand)));
                 if accept.accepts(g, n) {
                     top.push(cand);
@@ -256,7 +268,7 @@ pub(crate) fn search_layer<G: Graph>(
                     }
                 }
             }
-        });
+        }
     }
     let mut out: Vec<Candidate> = top.drain().collect();
     out.sort_unstable();
@@ -281,8 +293,12 @@ pub(crate) fn knn<G: Graph>(
             return exact_over_nodes(g, query, params.top_k, Some(filter));
         }
     }
-    let Some((ep, top_level)) = g.entry() else { return Vec::new() };
-    let Some(d) = distance(g, query, ep) else { return Vec::new() };
+    let Some((ep, top_level)) = g.entry() else {
+        return Vec::new();
+    };
+    let Some(d) = distance(g, query, ep) else {
+        return Vec::new();
+    };
     let mut cur = Candidate { dist: d, node: ep };
     for level in (1..=top_level).rev() {
         cur = greedy_closest(g, query, cur, level);

@@ -36,15 +36,15 @@ impl Tombstones {
     #[inline]
     pub(crate) fn is_set(&self, node: u32) -> bool {
         let node = node as usize;
-        self.words
-            .get(node / 64)
-            .is_some_and(|w| w.load(Ordering::Relaxed) >> (node % 64) & 1 == 1)
+        self.words.get(node / 64).is_some_and(|w| w.load(Ordering::Relaxed) >> (node % 64) & 1 == 1)
     }
 
     /// Marks `node`; returns whether it was newly marked.
     pub(crate) fn set(&self, node: u32) -> bool {
         let node = node as usize;
-        let Some(word) = self.words.get(node / 64) else { return false };
+        let Some(word) = self.words.get(node / 64) else {
+            return false;
+        };
         let bit = 1u64 << (node % 64);
         let fresh = word.fetch_or(bit, Ordering::Relaxed) & bit == 0;
         if fresh {

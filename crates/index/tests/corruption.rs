@@ -6,7 +6,9 @@ mod common;
 
 use std::io::Cursor;
 
-use hirevec_index::{Dtype, Error, GrowingSegment, SealedSegment, SearchParams, Segment, SegmentConfig};
+use hirevec_index::{
+    Dtype, Error, GrowingSegment, SealedSegment, SearchParams, Segment, SegmentConfig,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use roaring::RoaringBitmap;
@@ -38,7 +40,10 @@ fn exercise(bytes: &[u8], queries: &[Vec<f32>], filter: &RoaringBitmap) -> bool 
             // Whatever the damage, searches must return (possibly wrong) results, not panic.
             for q in queries {
                 let _ = seg.search(q, &SearchParams::new(5, 20));
-                let _ = seg.search(q, &SearchParams::new(5, 20).with_filter(filter).with_exact_scan_threshold(0));
+                let _ = seg.search(
+                    q,
+                    &SearchParams::new(5, 20).with_filter(filter).with_exact_scan_threshold(0),
+                );
                 let _ = seg.search(q, &SearchParams::new(5, 20).with_filter(filter));
                 let _ = seg.search_exact(q, 5, None);
             }

@@ -8,7 +8,8 @@ use hirevec_index::{dot, dot_reference, prepare_vector};
 use proptest::prelude::*;
 
 fn bound<T: hirevec_index::Element>(a: &[T], b: &[T]) -> f64 {
-    let mag: f64 = a.iter().zip(b).map(|(x, y)| (x.to_f32() as f64 * y.to_f32() as f64).abs()).sum();
+    let mag: f64 =
+        a.iter().zip(b).map(|(x, y)| (x.to_f32() as f64 * y.to_f32() as f64).abs()).sum();
     1e-5 * mag + 1e-6
 }
 
@@ -75,8 +76,20 @@ proptest! {
 #[test]
 fn prepare_rejects_bad_input() {
     use hirevec_index::Error;
-    assert!(matches!(prepare_vector(&[1.0, 2.0], 3, 3), Err(Error::Dimension { expected: 3, received: 2 })));
-    assert!(matches!(prepare_vector(&[1.0, f32::NAN, 0.0], 3, 3), Err(Error::NonFinite { index: 1, .. })));
-    assert!(matches!(prepare_vector(&[1.0, 0.0, f32::INFINITY], 3, 2), Err(Error::NonFinite { index: 2, .. })));
-    assert!(matches!(prepare_vector(&[0.0, 0.0, 5.0], 3, 2), Err(Error::ZeroVector { stored_dim: 2 })));
+    assert!(matches!(
+        prepare_vector(&[1.0, 2.0], 3, 3),
+        Err(Error::Dimension { expected: 3, received: 2 })
+    ));
+    assert!(matches!(
+        prepare_vector(&[1.0, f32::NAN, 0.0], 3, 3),
+        Err(Error::NonFinite { index: 1, .. })
+    ));
+    assert!(matches!(
+        prepare_vector(&[1.0, 0.0, f32::INFINITY], 3, 2),
+        Err(Error::NonFinite { index: 2, .. })
+    ));
+    assert!(matches!(
+        prepare_vector(&[0.0, 0.0, 5.0], 3, 2),
+        Err(Error::ZeroVector { stored_dim: 2 })
+    ));
 }

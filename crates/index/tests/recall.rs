@@ -57,16 +57,26 @@ fn recall_unfiltered_filtered_tombstoned_and_sealed() {
                 .map(|q| exact_topk(&base, q, K, |id| allowed.contains(id)))
                 .collect();
             for threshold in [0, usize::MAX] {
-                let params = SearchParams::new(K, EF).with_filter(&allowed).with_exact_scan_threshold(threshold);
+                let params = SearchParams::new(K, EF)
+                    .with_filter(&allowed)
+                    .with_exact_scan_threshold(threshold);
                 let found = search_all(&seg, &queries, &params);
                 for f in &found {
                     assert_eq!(f.len(), K, "a filtered search must still return top_k hits");
-                    assert!(f.iter().all(|id| allowed.contains(*id)), "a filtered-out id was returned");
+                    assert!(
+                        f.iter().all(|id| allowed.contains(*id)),
+                        "a filtered-out id was returned"
+                    );
                 }
                 let r = recall(&found, &truth_f);
-                println!("{dtype}: filtered {selectivity} (exact_scan_threshold {threshold}): recall {r:.4}");
+                println!(
+                    "{dtype}: filtered {selectivity} (exact_scan_threshold {threshold}): recall {r:.4}"
+                );
                 let bar = if threshold == 0 { 0.95 } else { 0.99 };
-                assert!(r >= bar, "{dtype}: filtered {selectivity} recall {r:.4} < {bar} (seed {seed})");
+                assert!(
+                    r >= bar,
+                    "{dtype}: filtered {selectivity} recall {r:.4} < {bar} (seed {seed})"
+                );
             }
         }
 
@@ -110,7 +120,8 @@ fn matryoshka_segment_searches_the_truncated_space() {
     let (base, queries) = onet_split(seed, N_BASE, N_QUERIES);
     let cut = |v: &Vec<f32>| v[..128].to_vec();
     let base_cut: Vec<Vec<f32>> = base.iter().map(cut).collect();
-    let truth: Vec<Vec<u32>> = queries.iter().map(|q| exact_topk(&base_cut, &cut(q), K, |_| true)).collect();
+    let truth: Vec<Vec<u32>> =
+        queries.iter().map(|q| exact_topk(&base_cut, &cut(q), K, |_| true)).collect();
 
     let seg = GrowingSegment::new(config(Dtype::F16, 128), N_BASE).unwrap();
     build(&seg, &base, 2);

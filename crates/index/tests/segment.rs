@@ -5,7 +5,9 @@ mod common;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hirevec_index::{Dtype, Error, GrowingSegment, SealedSegment, SearchParams, Segment, SegmentConfig};
+use hirevec_index::{
+    Dtype, Error, GrowingSegment, SealedSegment, SearchParams, Segment, SegmentConfig,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use roaring::RoaringBitmap;
@@ -24,15 +26,24 @@ fn config(dim: usize, dtype: Dtype) -> SegmentConfig {
 #[test]
 fn inserts_report_typed_errors() {
     let seg = GrowingSegment::new(config(4, Dtype::F32), 2).unwrap();
-    assert!(matches!(seg.insert(1, &[1.0, 2.0]), Err(Error::Dimension { expected: 4, received: 2 })));
-    assert!(matches!(seg.insert(1, &[1.0, f32::NAN, 0.0, 0.0]), Err(Error::NonFinite { index: 1, .. })));
+    assert!(matches!(
+        seg.insert(1, &[1.0, 2.0]),
+        Err(Error::Dimension { expected: 4, received: 2 })
+    ));
+    assert!(matches!(
+        seg.insert(1, &[1.0, f32::NAN, 0.0, 0.0]),
+        Err(Error::NonFinite { index: 1, .. })
+    ));
     assert!(matches!(seg.insert(1, &[0.0; 4]), Err(Error::ZeroVector { .. })));
     seg.insert(1, &[1.0, 0.0, 0.0, 0.0]).unwrap();
     assert!(matches!(seg.insert(1, &[0.0, 1.0, 0.0, 0.0]), Err(Error::DuplicateId { id: 1 })));
     seg.insert(2, &[0.0, 1.0, 0.0, 0.0]).unwrap();
     assert!(matches!(seg.insert(3, &[0.0, 0.0, 1.0, 0.0]), Err(Error::Full { capacity: 2 })));
     assert_eq!(seg.len(), 2, "rejected inserts store nothing");
-    assert!(matches!(seg.search(&[1.0, 0.0], &SearchParams::new(1, 8)), Err(Error::Dimension { .. })));
+    assert!(matches!(
+        seg.search(&[1.0, 0.0], &SearchParams::new(1, 8)),
+        Err(Error::Dimension { .. })
+    ));
     assert!(matches!(
         seg.search(&[1.0, 0.0, 0.0, 0.0], &SearchParams::new(0, 8)),
         Err(Error::InvalidConfig { field: "top_k", .. })
@@ -46,7 +57,10 @@ fn inserts_report_typed_errors() {
 
     let mut bad = config(4, Dtype::F16);
     bad.stored_dim = 5;
-    assert!(matches!(GrowingSegment::new(bad, 10), Err(Error::InvalidConfig { field: "stored_dim", .. })));
+    assert!(matches!(
+        GrowingSegment::new(bad, 10),
+        Err(Error::InvalidConfig { field: "stored_dim", .. })
+    ));
     bad.stored_dim = 4;
     bad.hnsw.m = 1;
     assert!(matches!(GrowingSegment::new(bad, 10), Err(Error::InvalidConfig { field: "m", .. })));
@@ -74,12 +88,14 @@ fn searches_run_while_inserts_go_on() {
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..3 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= data.len() {
-                    break;
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= data.len() {
+                        break;
+                    }
+                    seg.insert(i as u32, &data[i]).unwrap();
                 }
-                seg.insert(i as u32, &data[i]).unwrap();
             });
         }
         s.spawn(|| {
@@ -145,7 +161,8 @@ fn sealed_bytes_and_file_round_trip() {
         let path = dir.path().join("s.hvs");
         assert_eq!(seg.write_sealed(&path).unwrap(), len);
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file is deterministic");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["s.hvs"], "no temporary file is left behind");
     }
 }

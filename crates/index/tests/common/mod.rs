@@ -10,7 +10,8 @@ use rand::seq::SliceRandom;
 
 /// `../shared/data/onet-minilm-384/vectors_f16.npy`: 73,376 real 384-d sentence embeddings.
 pub fn onet_path() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/onet-minilm-384");
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/onet-minilm-384");
     root.join("vectors_f16.npy")
 }
 
@@ -68,7 +69,12 @@ pub fn onet_split(seed: u64, n_base: usize, n_queries: usize) -> (Vec<Vec<f32>>,
 
 /// Exact top-k ids by cosine in f64, ties by id, over `base` (ids = row numbers) restricted to
 /// `allowed`.
-pub fn exact_topk(base: &[Vec<f32>], query: &[f32], k: usize, allowed: impl Fn(u32) -> bool) -> Vec<u32> {
+pub fn exact_topk(
+    base: &[Vec<f32>],
+    query: &[f32],
+    k: usize,
+    allowed: impl Fn(u32) -> bool,
+) -> Vec<u32> {
     let norm = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
     let qn = norm(query);
     let mut scored: Vec<(f64, u32)> = base
@@ -100,12 +106,14 @@ pub fn build(seg: &hirevec_index::GrowingSegment, base: &[Vec<f32>], threads: us
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= base.len() {
-                    break;
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= base.len() {
+                        break;
+                    }
+                    seg.insert(i as u32, &base[i]).unwrap();
                 }
-                seg.insert(i as u32, &base[i]).unwrap();
             });
         }
     });
@@ -114,7 +122,8 @@ pub fn build(seg: &hirevec_index::GrowingSegment, base: &[Vec<f32>], threads: us
 /// The seed for a randomized test: `HIREVEC_TEST_SEED` if set, else `default`; printed so a
 /// failure can be replayed.
 pub fn seed(test: &str, default: u64) -> u64 {
-    let seed = std::env::var("HIREVEC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    let seed =
+        std::env::var("HIREVEC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     println!("{test}: seed {seed} (replay with HIREVEC_TEST_SEED={seed})");
     seed
 }
