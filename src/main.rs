@@ -1,0 +1,62 @@
+//! The `hirevec` command line: `hirevec serve` runs the server, `hirevec bench ...` the tools.
+use clap::{Parser, Subcommand};
+
+use hirevec::config::{LogFormat, ServeConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "hirevec", version, about = "A vector search database for recruiting")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC server.
+    Serve(ServeConfig),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// ANN recall and throughput of the index on a vector file set.
+    Ann(hirevec::tools::bench_ann::BenchAnnArgs),
+    /// Time a restart (opening sealed segments, replay, payload index) after loading N vectors.
+    Restart(hirevec::server::bench_restart::RestartArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    // Logs go to stderr: stdout carries the `listening on ADDR` line and tool output.
+    let filter = EnvFilter::try_from_env("HIREVEC_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => {
+            init_logging(config.log_format);
+            config.validate()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(hirevec::server::serve(config))?;
+        }
+        Command::Bench(BenchCommand::Ann(args)) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::bench_ann::run(args)?;
+        }
+        Command::Bench(BenchCommand::Restart(args)) => {
+            init_logging(LogFormat::Text);
+            hirevec::server::bench_restart::run(args)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Protobuf <-> engine types. Everything a client sends is checked here (structure, lengths,
+//! finiteness) with errors naming the request field; what depends on a collection (dimensions)
+//! is checked by the collection.
+use super::model::{
+    self, CollectionConfig, DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M,
+    DEFAULT_SEAL_THRESHOLD, FieldMatch, Filter, HnswConfig, Kind, MAX_FILTER_DEPTH, MAX_ID_BYTES,
+    MAX_KEY_BYTES, NewDocument, Payload, Range, StoredDocument, Value, With,
+};
+use crate::error::{Error, Result};
+use crate::proto as pb;
+
+/// Checks a collection name: it becomes a directory name, so it is kept to a safe alphabet.
+pub fn collection_name(field: &str, name: &str) -> Result<String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(Error::invalid(field, "must be 1 to 64 characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(Error::invalid(field, "may contain only A-Z, a-z, 0-9, '_' and '-'"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Resolves a requested config, filling defaults.
+pub fn collection_config(c: Option<pb::CollectionConfig>) -> Result<CollectionConfig> {
+    let c = c.ok_or_else(|| Error::invalid("config", "is required (at least config.dim)"))?;
+    if c.dim == 0 {
+        return Err(Error::invalid("config.dim", "is required and must be positive"));
+    }
+    let dtype = match pb::Dtype::try_from(c.dtype) {
+        Ok(pb::Dtype::Unspecified | pb::Dtype::F16) => hirevec_index::Dtype::F16,
+        Ok(pb::Dtype::F32) => hirevec_index::Dtype::F32,
+        Err(_) => return Err(Error::invalid("config.dtype", format!("unknown value {}", c.dtype))),
+    };
+    match pb::Metric::try_from(c.metric) {
+        Ok(pb::Metric::Unspecified | pb::Metric::Cosine) => {}
+        Err(_) => return Err(Error::invalid("config.metric", format!("unknown value {}", c.metric))),
+    }
+    let h = c.hnsw.unwrap_or_default();
+    let config = CollectionConfig {
+        dim: c.dim,
+        stored_dim: c.stored_dim.unwrap_or(c.dim),
+        dtype,
+        hnsw: HnswConfig {
+            m: h.m.unwrap_or(DEFAULT_M),
+            ef_construction: h.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
+            ef: h.ef.unwrap_or(DEFAULT_EF),
+        },
+        seal_threshold: c.seal_threshold.unwrap_or(DEFAULT_SEAL_THRESHOLD),
+        seed: rand::random(),
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The resolved config as clients see it.
+pub fn collection_config_out(c: &CollectionConfig) -> pb::CollectionConfig {
+    pb::CollectionConfig {
+        dim: c.dim,
+        stored_dim: Some(c.stored_dim),
+        dtype: match c.dtype {
+            hirevec_index::Dtype::F32 => pb::Dtype::F32,
+            hirevec_index::Dtype::F16 => pb::Dtype::F16,
+        } as i32,
+        metric: pb::Metric::Cosine as i32,
+        hnsw: Some(pb::HnswConfig {
+            m: Some(c.hnsw.m),
+            ef_construction: Some(c.hnsw.ef_construction),
+            ef: Some(c.hnsw.ef),
+        }),
+        seal_threshold: Some(c.seal_threshold),
+    }
+}
+
+/// Checks a client document id.
+pub fn doc_id(field: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(Error::invalid(field, format!("must be at most {MAX_ID_BYTES} bytes, is {}", id.len())));
+    }
+    Ok(())
+}
+
+fn kind_in(field: &str, k: i32) -> Result<Kind> {
+    match pb::DocumentKind::try_from(k) {
+        Ok(pb::DocumentKind::Jd) => Ok(Kind::Jd),
+        Ok(pb::DocumentKind::Resume) => Ok(Kind::Resume),
+        Ok(pb::DocumentKind::Other | pb::DocumentKind::Unspecified) => Ok(Kind::Other),
+        Err(_) => Err(Error::invalid(field, format!("unknown kind {k}"))),
+    }
+}
+
+/// The wire value of a kind.
+pub fn kind_out(k: Kind) -> i32 {
+    (match k {
+        Kind::Jd => pb::DocumentKind::Jd,
+        Kind::Resume => pb::DocumentKind::Resume,
+        Kind::Other => pb::DocumentKind::Other,
+    }) as i32
+}
+
+fn value_in(field: &str, v: pb::Value) -> Result<Value> {
+    use pb::value::Kind as K;
+    match v.kind {
+        Some(K::StringValue(s)) => Ok(Value::Str(s)),
+        Some(K::IntValue(i)) => Ok(Value::Int(i)),
+        Some(K::FloatValue(f)) if f.is_finite() => Ok(Value::Float(f)),
+        Some(K::FloatValue(_)) => Err(Error::invalid(field, "float must be finite")),
+        Some(K::BoolValue(b)) => Ok(Value::Bool(b)),
+        Some(K::StringList(l)) => Ok(Value::StrList(l.values)),
+        None => Err(Error::invalid(field, "value has no kind set")),
+    }
+}
+
+fn value_out(v: &Value) -> pb::Value {
+    use pb::value::Kind as K;
+    pb::Value {
+        kind: Some(match v {
+            Value::Str(s) => K::StringValue(s.clone()),
+            Value::Int(i) => K::IntValue(*i),
+            Value::Float(f) => K::FloatValue(*f),
+            Value::Bool(b) => K::BoolValue(*b),
+            Value::StrList(l) => K::StringList(pb::StringList { values: l.clone() }),
+        }),
+    }
+}
+
+/// Payload as clients see it.
+pub fn payload_out(p: &Payload) -> std::collections::HashMap<String, pb::Value> {
+    p.iter().map(|(k, v)| (k.clone(), value_out(v))).collect()
+}
+
+fn key_in(field: &str, key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(Error::invalid(field, format!("key must be 1 to {MAX_KEY_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+/// Converts and checks an upsert batch: size, ids (distinct), kinds, payloads, vector presence.
+pub fn upsert_batch(docs: Vec<pb::Document>, max_batch: usize) -> Result<Vec<NewDocument>> {
+    if docs.len() > max_batch {
+        return Err(Error::invalid(
+            "documents",
+            format!("{} documents in one batch; at most {max_batch} allowed", docs.len()),
+        ));
+    }
+    let mut seen = std::collections::HashMap::with_capacity(docs.len());
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, d) in docs.into_iter().enumerate() {
+        let f = |name: &str| format!("documents[{i}].{name}");
+        doc_id(&f("id"), &d.id)?;
+        if let Some(j) = seen.insert(d.id.clone(), i) {
+            return Err(Error::invalid(f("id"), format!("{:?} also appears at documents[{j}]", d.id)));
+        }
+        let kind = kind_in(&f("kind"), d.kind)?;
+        let mut payload = Payload::new();
+        for (k, v) in d.payload {
+            let field = format!("documents[{i}].payload[{k:?}]");
+            key_in(&field, &k)?;
+            payload.insert(k, value_in(&field, v)?);
+        }
+        if d.vector.is_empty() {
+            return Err(Error::invalid(
+                f("vector"),
+                "is required (text-only documents need an embedding model, not configured)",
+            ));
+        }
+        out.push(NewDocument { id: d.id, kind, text: d.text, payload, vector: d.vector });
+    }
+    Ok(out)
+}
+
+/// Converts and checks a filter (`None` when unset).
+pub fn filter(field: &str, f: Option<pb::Filter>) -> Result<Option<Filter>> {
+    f.map(|f| filter_at(field, f, 0)).transpose()
+}
+
+fn filter_list(field: &str, l: pb::FilterList, depth: usize) -> Result<Vec<Filter>> {
+    if l.filters.is_empty() {
+        return Err(Error::invalid(format!("{field}.filters"), "must not be empty"));
+    }
+    l.filters
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| filter_at(&format!("{field}.filters[{i}]"), f, depth + 1))
+        .collect()
+}
+
+fn scalar(field: &str, v: pb::Value) -> Result<Value> {
+    match value_in(field, v)? {
+        Value::StrList(_) => Err(Error::invalid(field, "a list cannot be matched; give one string")),
+        v => Ok(v),
+    }
+}
+
+fn bound(field: &str, v: Option<f64>) -> Result<Option<f64>> {
+    match v {
+        Some(x) if !x.is_finite() => Err(Error::invalid(field, "must be finite")),
+        v => Ok(v),
+    }
+}
+
+fn filter_at(field: &str, f: pb::Filter, depth: usize) -> Result<Filter> {
+    use pb::field_condition::Condition as C;
+    use pb::filter::Condition as F;
+    if depth > MAX_FILTER_DEPTH {
+        return Err(Error::invalid(field, format!("nested deeper than {MAX_FILTER_DEPTH} levels")));
+    }
+    match f.condition {
+        None => Err(Error::invalid(field, "no condition set (leave the filter unset to match all)")),
+        Some(F::Kind(k)) => {
+            if k.kinds.is_empty() {
+                return Err(Error::invalid(format!("{field}.kind.kinds"), "must not be empty"));
+            }
+            let kinds = k
+                .kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let field = format!("{field}.kind.kinds[{i}]");
+                    match pb::DocumentKind::try_from(*k) {
+                        Ok(pb::DocumentKind::Unspecified) => {
+                            Err(Error::invalid(field, "must be JD, RESUME or OTHER"))
+                        }
+                        _ => kind_in(&field, *k),
+                    }
+                })
+                .collect::<Result<_>>()?;
+            Ok(Filter::Kind(kinds))
+        }
+        Some(F::Field(c)) => {
+            let field = format!("{field}.field");
+            key_in(&format!("{field}.key"), &c.key)?;
+            let matches = match c.condition {
+                None => return Err(Error::invalid(&field, "no condition set (eq, in_values, range or exists)")),
+                Some(C::Eq(v)) => FieldMatch::AnyOf(vec![scalar(&format!("{field}.eq"), v)?]),
+                Some(C::InValues(l)) => {
+                    if l.values.is_empty() {
+                        return Err(Error::invalid(format!("{field}.in_values.values"), "must not be empty"));
+                    }
+                    FieldMatch::AnyOf(
+                        l.values
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, v)| scalar(&format!("{field}.in_values.values[{i}]"), v))
+                            .collect::<Result<_>>()?,
+                    )
+                }
+                Some(C::Range(r)) => {
+                    let f = |n: &str| format!("{field}.range.{n}");
+                    let (gt, gte) = (bound(&f("gt"), r.gt)?, bound(&f("gte"), r.gte)?);
+                    let (lt, lte) = (bound(&f("lt"), r.lt)?, bound(&f("lte"), r.lte)?);
+                    if gt.is_some() && gte.is_some() {
+                        return Err(Error::invalid(f("gt"), "give gt or gte, not both"));
+                    }
+                    if lt.is_some() && lte.is_some() {
+                        return Err(Error::invalid(f("lt"), "give lt or lte, not both"));
+                    }
+                    let lower = gt.map(|x| (x, false)).or(gte.map(|x| (x, true)));
+                    let upper = lt.map(|x| (x, false)).or(lte.map(|x| (x, true)));
+                    if lower.is_none() && upper.is_none() {
+                        return Err(Error::invalid(format!("{field}.range"), "needs at least one bound"));
+                    }
+                    FieldMatch::Range(Range { lower, upper })
+                }
+                Some(C::Exists(_)) => FieldMatch::Exists,
+            };
+            Ok(Filter::Field { key: c.key, matches })
+        }
+        Some(F::AllOf(l)) => Ok(Filter::AllOf(filter_list(&format!("{field}.all_of"), l, depth)?)),
+        Some(F::AnyOf(l)) => Ok(Filter::AnyOf(filter_list(&format!("{field}.any_of"), l, depth)?)),
+        Some(F::NoneOf(l)) => Ok(Filter::NoneOf(filter_list(&format!("{field}.none_of"), l, depth)?)),
+    }
+}
+
+/// What to return with documents.
+pub fn with(w: Option<pb::Include>) -> With {
+    let w = w.unwrap_or_default();
+    With { payload: w.payload, text: w.text, vector: w.vector }
+}
+
+/// A stored document as clients see it.
+pub fn document_out(d: StoredDocument) -> pb::Document {
+    pb::Document {
+        id: d.meta.id,
+        kind: kind_out(d.meta.kind),
+        text: d.text.unwrap_or_default(),
+        payload: payload_out(&d.meta.payload),
+        vector: d.vector.unwrap_or_default(),
+        sequence: d.meta.seq,
+    }
+}
+
+/// Converts a search request (`field` prefixes error paths, e.g. `searches[2].`).
+pub fn search(field: &str, r: pb::SearchRequest) -> Result<super::collection::SearchQuery> {
+    let top_k = r.top_k as usize;
+    if !(1..=model::MAX_TOP_K).contains(&top_k) {
+        return Err(Error::invalid(format!("{field}top_k"), format!("must be in 1..={}", model::MAX_TOP_K)));
+    }
+    if let Some(ef) = r.ef
+        && !(1..=4096).contains(&ef)
+    {
+        return Err(Error::invalid(format!("{field}ef"), "must be in 1..=4096"));
+    }
+    if let Some(m) = r.min_score
+        && !m.is_finite()
+    {
+        return Err(Error::invalid(format!("{field}min_score"), "must be finite"));
+    }
+    if r.vector.is_empty() {
+        return Err(Error::invalid(format!("{field}vector"), "is required (text queries need an embedding model)"));
+    }
+    Ok(super::collection::SearchQuery {
+        vector: r.vector,
+        top_k,
+        ef: r.ef.map(|e| e as usize),
+        filter: filter(&format!("{field}filter"), r.filter)?,
+        min_score: r.min_score,
+        with: with(r.include),
+    })
+}
