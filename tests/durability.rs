@@ -79,6 +79,7 @@ async fn restart_gives_identical_results() {
 struct History {
     sent: Vec<i64>,
     acked: usize,
+    vectors: HashMap<i64, Vec<f32>>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +118,9 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
                     let h = hist.entry(id.clone()).or_default();
                     let version = h.sent.len() as i64 + 1;
                     h.sent.push(version);
-                    docs.push(doc(&id, Resume, random_vector(&mut rng, dim), &[("version", int(version))]));
+                    let v = random_vector(&mut rng, dim);
+                    h.vectors.insert(version, v.clone());
+                    docs.push(doc(&id, Resume, v, &[("version", int(version)), ("uid", s(&id))]));
                 }
                 let names: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
                 let req = proto::UpsertRequest { collection: "pool".into(), documents: docs };
@@ -192,6 +195,23 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
         assert!(allowed.contains(&got), "{id}: found {got:?}, allowed {allowed:?} (history {h:?})");
     }
     assert!(seen.is_empty(), "phantom documents: {seen:?}");
+
+    // Every recovered document is in the vector index with the vector of its version: a search
+    // restricted to its uid (an exact scan of one id) finds it with cosine ~1.
+    for chunk in docs.chunks(500) {
+        let searches = chunk
+            .iter()
+            .map(|d| {
+                let Some(proto::value::Kind::IntValue(v)) = d.payload["version"].kind else { unreachable!() };
+                search_req("pool", hist[&d.id].vectors[&v].clone(), 1, Some(eq("uid", s(&d.id))))
+            })
+            .collect();
+        let results = c.search.search_batch(proto::SearchBatchRequest { searches }).await.unwrap().into_inner().results;
+        for (d, r) in chunk.iter().zip(results) {
+            assert_eq!(r.hits.len(), 1, "{} is not in the vector index after restart", d.id);
+            assert!(r.hits[0].id == d.id && r.hits[0].score > 0.999, "{}: {:?}", d.id, r.hits[0]);
+        }
+    }
 
     // The recovered collection is fully usable: searches and new writes work.
     let q = vec![0.5; dim as usize];
