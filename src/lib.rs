@@ -16,5 +16,6 @@ pub mod proto {
     tonic::include_proto!("hirevec.v1");
 
     /// Encoded `FileDescriptorSet` of `proto/hirevec/v1`, for the reflection service.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hirevec_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("hirevec_descriptor");
 }

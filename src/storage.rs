@@ -386,7 +386,10 @@ impl Storage {
                     let bytes = v[i].as_deref().unwrap_or_default();
                     Some(decode(bytes).ok_or_else(|| Error::Corrupt {
                         what: format!("vector of internal id {}", iids[i]),
-                        detail: format!("{} bytes do not fit the collection's dtype/stored_dim", bytes.len()),
+                        detail: format!(
+                            "{} bytes do not fit the collection's dtype/stored_dim",
+                            bytes.len()
+                        ),
                     })?)
                 }
                 None => None,
@@ -418,7 +421,12 @@ impl Storage {
     }
 
     /// Calls `f` for every live document with internal id >= `from`, in id order.
-    pub fn scan_docs_from(&self, coll: u32, from: u32, mut f: impl FnMut(u32, DocMeta)) -> Result<()> {
+    pub fn scan_docs_from(
+        &self,
+        coll: u32,
+        from: u32,
+        mut f: impl FnMut(u32, DocMeta),
+    ) -> Result<()> {
         for item in self.prefix_iter(CF_DOCS, key(coll, from).to_vec(), next_prefix(coll)) {
             let (k, v) = item.map_err(rocks("scan docs"))?;
             f(iid_of(&k)?, decode_doc(&v)?);
@@ -428,8 +436,7 @@ impl Storage {
 
     /// Calls `f` for every stored vector with internal id >= `from`, in id order.
     pub fn scan_vectors(&self, coll: u32, from: u32, mut f: impl FnMut(u32, &[u8])) -> Result<()> {
-        for item in self.prefix_iter(CF_VECTORS, key(coll, from).to_vec(), next_prefix(coll))
-        {
+        for item in self.prefix_iter(CF_VECTORS, key(coll, from).to_vec(), next_prefix(coll)) {
             let (k, v) = item.map_err(rocks("scan vectors"))?;
             f(iid_of(&k)?, &v);
         }
@@ -512,7 +519,10 @@ fn encode_counters(c: Counters) -> [u8; 12] {
 
 fn decode_counters(v: &[u8]) -> Result<Counters> {
     if v.len() != 12 {
-        return Err(Error::Corrupt { what: "counters".into(), detail: format!("{} bytes", v.len()) });
+        return Err(Error::Corrupt {
+            what: "counters".into(),
+            detail: format!("{} bytes", v.len()),
+        });
     }
     Ok(Counters {
         next_iid: u32::from_le_bytes(v[..4].try_into().unwrap()),
@@ -633,7 +643,9 @@ mod tests {
         assert_eq!(s.lookup_ids(a.id, &["x", "z"]).unwrap(), vec![Some(5), None]);
         assert_eq!(s.lookup_ids(b.id, &["x"]).unwrap(), vec![None]);
         let with = With { payload: true, text: true, vector: true };
-        let docs = s.documents_by_client_id(a.id, &["x", "z"], with, &|b| Some(vec![b.len() as f32])).unwrap();
+        let docs = s
+            .documents_by_client_id(a.id, &["x", "z"], with, &|b| Some(vec![b.len() as f32]))
+            .unwrap();
         let d = docs[0].as_ref().unwrap();
         assert_eq!(d.meta, meta);
         assert_eq!(d.text.as_deref(), Some("hello"));

@@ -15,7 +15,12 @@ async fn many_concurrent_clients() {
     let mut c = server.clients().await;
     let dim = 16;
     for name in ["a", "b"] {
-        create(&mut c, name, proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() }).await;
+        create(
+            &mut c,
+            name,
+            proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() },
+        )
+        .await;
     }
     let clients = 24;
     let batches = 10;
@@ -29,13 +34,26 @@ async fn many_concurrent_clients() {
             let mut mine = Vec::new();
             for b in 0..batches {
                 let docs: Vec<_> = (0..50)
-                    .map(|i| doc(&format!("t{t}-{b}-{i}"), Resume, random_vector(&mut rng, dim), &[("client", int(t as i64))]))
+                    .map(|i| {
+                        doc(
+                            &format!("t{t}-{b}-{i}"),
+                            Resume,
+                            random_vector(&mut rng, dim),
+                            &[("client", int(t as i64))],
+                        )
+                    })
                     .collect();
                 mine.extend(docs.iter().map(|d| (d.id.clone(), d.vector.clone())));
                 upsert(&mut c, coll, docs).await;
                 // Interleave reads with the writes of the other clients.
                 let (id, v) = mine[rng_index(&mut rng, mine.len())].clone();
-                let hits = c.search.search(search_req(coll, v, 5, Some(eq("client", int(t as i64))))).await.unwrap().into_inner().hits;
+                let hits = c
+                    .search
+                    .search(search_req(coll, v, 5, Some(eq("client", int(t as i64)))))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .hits;
                 assert_eq!(hits[0].id, id, "a client finds its own acknowledged document");
                 assert!(hits.iter().all(|h| h.id.starts_with(&format!("t{t}-"))));
                 let n = count(&mut c, coll, Some(eq("client", int(t as i64)))).await;

@@ -11,10 +11,19 @@ use hirevec::proto;
 use hirevec::proto::DocumentKind::{Jd, Resume};
 use rand::SeedableRng;
 
-async fn snapshot_searches(c: &mut Clients, queries: &[(Vec<f32>, Option<proto::Filter>)]) -> Vec<Vec<(String, f32)>> {
+async fn snapshot_searches(
+    c: &mut Clients,
+    queries: &[(Vec<f32>, Option<proto::Filter>)],
+) -> Vec<Vec<(String, f32)>> {
     let mut out = Vec::new();
     for (q, f) in queries {
-        let hits = c.search.search(search_req("pool", q.clone(), 10, f.clone())).await.unwrap().into_inner().hits;
+        let hits = c
+            .search
+            .search(search_req("pool", q.clone(), 10, f.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
         out.push(hits.into_iter().map(|h| (h.id, h.score)).collect());
     }
     out
@@ -29,24 +38,52 @@ async fn restart_gives_identical_results() {
     let mut c = server.clients().await;
     let dim = 24;
     // A seal threshold well below the data size: the restart opens several sealed files.
-    create(&mut c, "pool", proto::CollectionConfig { dim, seal_threshold: Some(3000), ..Default::default() }).await;
+    create(
+        &mut c,
+        "pool",
+        proto::CollectionConfig { dim, seal_threshold: Some(3000), ..Default::default() },
+    )
+    .await;
     for chunk in 0..10 {
         let docs: Vec<_> = (chunk * 1000..(chunk + 1) * 1000)
-            .map(|i| doc(&format!("p{i}"), if i % 4 == 0 { Jd } else { Resume }, random_vector(&mut rng, dim), &[("bucket", int((i % 10) as i64))]))
+            .map(|i| {
+                doc(
+                    &format!("p{i}"),
+                    if i % 4 == 0 { Jd } else { Resume },
+                    random_vector(&mut rng, dim),
+                    &[("bucket", int((i % 10) as i64))],
+                )
+            })
             .collect();
         upsert(&mut c, "pool", docs).await;
     }
     // Overwrites and deletes, so tombstones must survive the restart too.
     let overwritten: std::collections::HashSet<usize> = (0..200).map(|i| i * 7).collect();
-    let over: Vec<_> = (0..200).map(|i| doc(&format!("p{}", i * 7), Jd, random_vector(&mut rng, dim), &[("bucket", int(42))])).collect();
+    let over: Vec<_> = (0..200)
+        .map(|i| {
+            doc(&format!("p{}", i * 7), Jd, random_vector(&mut rng, dim), &[("bucket", int(42))])
+        })
+        .collect();
     upsert(&mut c, "pool", over).await;
-    c.documents.delete(proto::DeleteDocumentsRequest {
-        collection: "pool".into(),
-        selector: Some(proto::delete_documents_request::Selector::Filter(eq("bucket", int(3)))),
-    }).await.unwrap();
+    c.documents
+        .delete(proto::DeleteDocumentsRequest {
+            collection: "pool".into(),
+            selector: Some(proto::delete_documents_request::Selector::Filter(eq("bucket", int(3)))),
+        })
+        .await
+        .unwrap();
 
     let queries: Vec<_> = (0..30)
-        .map(|i| (random_vector(&mut rng, dim), match i % 3 { 0 => None, 1 => Some(eq("bucket", int(42))), _ => Some(kind_filter(&[Jd])) }))
+        .map(|i| {
+            (
+                random_vector(&mut rng, dim),
+                match i % 3 {
+                    0 => None,
+                    1 => Some(eq("bucket", int(42))),
+                    _ => Some(kind_filter(&[Jd])),
+                },
+            )
+        })
         .collect();
     let before = snapshot_searches(&mut c, &queries).await;
     let count_before = count(&mut c, "pool", None).await;
@@ -57,7 +94,12 @@ async fn restart_gives_identical_results() {
 
     let server = Server::start(dir.path());
     let mut c = server.clients().await;
-    let info = c.collections.get(proto::GetCollectionRequest { name: "pool".into() }).await.unwrap().into_inner();
+    let info = c
+        .collections
+        .get(proto::GetCollectionRequest { name: "pool".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(info.sealed_segments >= 3, "{info:?}");
     assert_eq!(count(&mut c, "pool", None).await, count_before);
     let docs_after = scroll_all(&mut c, "pool", None, 1000).await;
@@ -90,7 +132,12 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
     let mut c = server.clients().await;
     let dim = 16;
     // Small seal threshold: seals run in the background while the load goes on and the kill lands.
-    create(&mut c, "pool", proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() }).await;
+    create(
+        &mut c,
+        "pool",
+        proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() },
+    )
+    .await;
 
     let writers = 4;
     let acked_docs = Arc::new(AtomicUsize::new(0));
@@ -111,7 +158,8 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
                 let mut docs = Vec::new();
                 let mut ids = std::collections::HashSet::new();
                 while docs.len() < 100 {
-                    let id = format!("w{w}-{}", rand::Rng::random_range(&mut rng, 0..ids_per_writer));
+                    let id =
+                        format!("w{w}-{}", rand::Rng::random_range(&mut rng, 0..ids_per_writer));
                     if !ids.insert(id.clone()) {
                         continue;
                     }
@@ -146,10 +194,15 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
                     for id in &victims {
                         hist.get_mut(id).unwrap().sent.push(0);
                     }
-                    let del = c.documents.delete(proto::DeleteDocumentsRequest {
-                        collection: "pool".into(),
-                        selector: Some(proto::delete_documents_request::Selector::Ids(proto::IdList { ids: victims.clone() })),
-                    }).await;
+                    let del = c
+                        .documents
+                        .delete(proto::DeleteDocumentsRequest {
+                            collection: "pool".into(),
+                            selector: Some(proto::delete_documents_request::Selector::Ids(
+                                proto::IdList { ids: victims.clone() },
+                            )),
+                        })
+                        .await;
                     if del.is_err() {
                         break;
                     }
@@ -178,16 +231,16 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
     assert_eq!(total as usize, docs.len(), "Count equals what Scroll returns");
     let mut seen: HashMap<String, i64> = HashMap::new();
     for d in &docs {
-        let Some(proto::value::Kind::IntValue(v)) = d.payload["version"].kind else { panic!("{d:?}") };
+        let Some(proto::value::Kind::IntValue(v)) = d.payload["version"].kind else {
+            panic!("{d:?}")
+        };
         assert!(seen.insert(d.id.clone(), v).is_none(), "{} returned twice by Scroll", d.id);
     }
     for (id, h) in &hist {
         // Allowed outcomes: the last acknowledged operation, or any operation sent after it (it
         // may have been applied before the kill). With nothing acknowledged, "never written" too.
-        let mut allowed: Vec<Option<i64>> = h.sent[h.acked.saturating_sub(1)..]
-            .iter()
-            .map(|v| (*v != 0).then_some(*v))
-            .collect();
+        let mut allowed: Vec<Option<i64>> =
+            h.sent[h.acked.saturating_sub(1)..].iter().map(|v| (*v != 0).then_some(*v)).collect();
         if h.acked == 0 {
             allowed.push(None);
         }
@@ -202,11 +255,19 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
         let searches = chunk
             .iter()
             .map(|d| {
-                let Some(proto::value::Kind::IntValue(v)) = d.payload["version"].kind else { unreachable!() };
+                let Some(proto::value::Kind::IntValue(v)) = d.payload["version"].kind else {
+                    unreachable!()
+                };
                 search_req("pool", hist[&d.id].vectors[&v].clone(), 1, Some(eq("uid", s(&d.id))))
             })
             .collect();
-        let results = c.search.search_batch(proto::SearchBatchRequest { searches }).await.unwrap().into_inner().results;
+        let results = c
+            .search
+            .search_batch(proto::SearchBatchRequest { searches })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
         for (d, r) in chunk.iter().zip(results) {
             assert_eq!(r.hits.len(), 1, "{} is not in the vector index after restart", d.id);
             assert!(r.hits[0].id == d.id && r.hits[0].score > 0.999, "{}: {:?}", d.id, r.hits[0]);
@@ -217,7 +278,8 @@ async fn kill_9_during_bulk_load_keeps_every_acknowledged_write() {
     let q = vec![0.5; dim as usize];
     let hits = c.search.search(search_req("pool", q, 10, None)).await.unwrap().into_inner().hits;
     assert_eq!(hits.len(), 10.min(docs.len()));
-    upsert(&mut c, "pool", vec![doc("after", Jd, vec![1.0; dim as usize], &[("version", int(1))])]).await;
+    upsert(&mut c, "pool", vec![doc("after", Jd, vec![1.0; dim as usize], &[("version", int(1))])])
+        .await;
     assert_eq!(count(&mut c, "pool", None).await, total + 1);
     server.stop();
 }
@@ -230,7 +292,12 @@ async fn compaction_drops_tombstones_and_keeps_answers() {
     let server = Server::start_with(dir.path(), &["--compaction-threshold", "0.25"]);
     let mut c = server.clients().await;
     let dim = 8;
-    create(&mut c, "pool", proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() }).await;
+    create(
+        &mut c,
+        "pool",
+        proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() },
+    )
+    .await;
     let mut vectors = HashMap::new();
     for chunk in 0..3 {
         let docs: Vec<_> = (chunk * 1000..(chunk + 1) * 1000)
@@ -243,15 +310,23 @@ async fn compaction_drops_tombstones_and_keeps_answers() {
         upsert(&mut c, "pool", docs).await;
     }
     // Half of every segment goes: each sealed segment passes the threshold.
-    c.documents.delete(proto::DeleteDocumentsRequest {
-        collection: "pool".into(),
-        selector: Some(proto::delete_documents_request::Selector::Filter(eq("odd", int(1)))),
-    }).await.unwrap();
+    c.documents
+        .delete(proto::DeleteDocumentsRequest {
+            collection: "pool".into(),
+            selector: Some(proto::delete_documents_request::Selector::Filter(eq("odd", int(1)))),
+        })
+        .await
+        .unwrap();
     // Compaction is asynchronous; wait until no sealed segment holds tombstones (bounded only to
     // fail instead of hanging).
     let mut info = None;
     for _ in 0..600 {
-        let i = c.collections.get(proto::GetCollectionRequest { name: "pool".into() }).await.unwrap().into_inner();
+        let i = c
+            .collections
+            .get(proto::GetCollectionRequest { name: "pool".into() })
+            .await
+            .unwrap()
+            .into_inner();
         if i.sealed_segments == 3 && i.tombstones == 0 {
             info = Some(i);
             break;
@@ -262,16 +337,34 @@ async fn compaction_drops_tombstones_and_keeps_answers() {
     assert_eq!(info.sealed_vectors, 1500);
     assert_eq!(info.documents, 1500);
     for id in ["c0", "c998", "c2000"] {
-        let hits = c.search.search(search_req("pool", vectors[id].clone(), 1, None)).await.unwrap().into_inner().hits;
+        let hits = c
+            .search
+            .search(search_req("pool", vectors[id].clone(), 1, None))
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
         assert_eq!(hits[0].id, id);
     }
-    let hits = c.search.search(search_req("pool", vectors["c1"].clone(), 50, None)).await.unwrap().into_inner().hits;
+    let hits = c
+        .search
+        .search(search_req("pool", vectors["c1"].clone(), 50, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
     assert!(hits.iter().all(|h| h.id != "c1"), "deleted documents stay deleted after compaction");
     server.stop();
     let server = Server::start(dir.path());
     let mut c = server.clients().await;
     assert_eq!(count(&mut c, "pool", None).await, 1500);
-    let hits = c.search.search(search_req("pool", vectors["c1"].clone(), 50, None)).await.unwrap().into_inner().hits;
+    let hits = c
+        .search
+        .search(search_req("pool", vectors["c1"].clone(), 50, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
     assert!(hits.iter().all(|h| h.id != "c1"));
     server.stop();
 }

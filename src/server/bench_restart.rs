@@ -43,7 +43,13 @@ pub struct RestartArgs {
     pub seed: u64,
 }
 
-fn load(engine: &Engine, args: &RestartArgs, rng: &mut rand::rngs::StdRng, from: usize, n: usize) -> Result<()> {
+fn load(
+    engine: &Engine,
+    args: &RestartArgs,
+    rng: &mut rand::rngs::StdRng,
+    from: usize,
+    n: usize,
+) -> Result<()> {
     let c = engine.get("bench")?;
     let bar = indicatif::ProgressBar::new(n as u64);
     for start in (from..from + n).step_by(1000) {
@@ -73,7 +79,8 @@ pub fn run(args: RestartArgs) -> anyhow::Result<()> {
     let (data_dir, remove_after) = match &args.data_dir {
         Some(d) => (d.clone(), false),
         None => {
-            let d = std::env::temp_dir().join(format!("hirevec-bench-restart-{}", std::process::id()));
+            let d =
+                std::env::temp_dir().join(format!("hirevec-bench-restart-{}", std::process::id()));
             (d, true)
         }
     };
@@ -98,7 +105,12 @@ pub fn run(args: RestartArgs) -> anyhow::Result<()> {
         engine.create("bench", config)?;
         let t = Instant::now();
         load(&engine, &args, &mut rng, 0, args.vectors)?;
-        println!("loaded {} vectors (dim {}) in {:.1} s", args.vectors, args.dim, t.elapsed().as_secs_f64());
+        println!(
+            "loaded {} vectors (dim {}) in {:.1} s",
+            args.vectors,
+            args.dim,
+            t.elapsed().as_secs_f64()
+        );
         let t = Instant::now();
         engine.shutdown()?;
         println!("clean shutdown (seal + flush) in {:.1} s", t.elapsed().as_secs_f64());

@@ -178,7 +178,10 @@ pub fn prepare(config: &CollectionConfig, field: &str, v: &[f32]) -> Result<Vec<
         return Err(Error::Dimension { field: field.into(), expected: dim, received: v.len() });
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::invalid(format!("{field}[{i}]"), "must be finite (NaN or infinity found)"));
+        return Err(Error::invalid(
+            format!("{field}[{i}]"),
+            "must be finite (NaN or infinity found)",
+        ));
     }
     hirevec_index::prepare_vector(v, dim, stored_dim).map_err(|e| match e {
         E::ZeroVector { .. } => Error::invalid(
@@ -347,7 +350,8 @@ impl Collection {
         let mut w = self.write.lock();
         self.check_alive()?;
         let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-        let old_iids: Vec<u32> = self.storage.lookup_ids(self.id, &ids)?.into_iter().flatten().collect();
+        let old_iids: Vec<u32> =
+            self.storage.lookup_ids(self.id, &ids)?.into_iter().flatten().collect();
         let old_metas = self.storage.doc_metas(self.id, &old_iids)?;
         let n = u32::try_from(docs.len()).expect("batch size is bounded by --max-batch");
         let first = w.counters.next_iid;
@@ -411,7 +415,8 @@ impl Collection {
         let mut w = self.write.lock();
         self.check_alive()?;
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let iids: Vec<u32> = self.storage.lookup_ids(self.id, &refs)?.into_iter().flatten().collect();
+        let iids: Vec<u32> =
+            self.storage.lookup_ids(self.id, &refs)?.into_iter().flatten().collect();
         self.delete_locked(&mut w, iids)
     }
 
@@ -577,7 +582,8 @@ impl Collection {
             return;
         }
         let fraction = e.seg.deleted_count() as f64 / len as f64;
-        if fraction > self.tuning.compaction_threshold && !e.compacting.swap(true, Ordering::AcqRel) {
+        if fraction > self.tuning.compaction_threshold && !e.compacting.swap(true, Ordering::AcqRel)
+        {
             let no = e.rec.no;
             self.submit(|collection| Job::Compact { collection, no });
         }
@@ -666,7 +672,8 @@ impl Collection {
             if w.growing_assigned > 0 {
                 let config = self.config();
                 let mut set = (**self.segments.read()).clone();
-                let fresh = GrowingSegment::new(config.segment_config(), config.seal_threshold as usize)?;
+                let fresh =
+                    GrowingSegment::new(config.segment_config(), config.seal_threshold as usize)?;
                 let old = std::mem::replace(
                     &mut set.growing,
                     Arc::new(GrowingEntry {
@@ -875,9 +882,13 @@ fn rebuild_from_storage(
     })?;
     let seg = GrowingSegment::new(config.segment_config(), vectors.len().max(1))?;
     for (iid, bytes) in vectors {
-        let v = decode_vector(config.dtype, config.stored_dim as usize, &bytes).ok_or_else(|| {
-            Error::Corrupt { what: format!("vector of internal id {iid}"), detail: "bad length".into() }
-        })?;
+        let v =
+            decode_vector(config.dtype, config.stored_dim as usize, &bytes).ok_or_else(|| {
+                Error::Corrupt {
+                    what: format!("vector of internal id {iid}"),
+                    detail: "bad length".into(),
+                }
+            })?;
         seg.insert(iid, &padded(config, v))?;
     }
     seg.freeze();

@@ -2,9 +2,9 @@
 //! finiteness) with errors naming the request field; what depends on a collection (dimensions)
 //! is checked by the collection.
 use super::model::{
-    self, CollectionConfig, DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M,
-    DEFAULT_SEAL_THRESHOLD, FieldMatch, Filter, HnswConfig, Kind, MAX_FILTER_DEPTH, MAX_ID_BYTES,
-    MAX_KEY_BYTES, NewDocument, Payload, Range, StoredDocument, Value, With,
+    self, CollectionConfig, DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEAL_THRESHOLD,
+    FieldMatch, Filter, HnswConfig, Kind, MAX_FILTER_DEPTH, MAX_ID_BYTES, MAX_KEY_BYTES,
+    NewDocument, Payload, Range, StoredDocument, Value, With,
 };
 use crate::error::{Error, Result};
 use crate::proto as pb;
@@ -33,7 +33,9 @@ pub fn collection_config(c: Option<pb::CollectionConfig>) -> Result<CollectionCo
     };
     match pb::Metric::try_from(c.metric) {
         Ok(pb::Metric::Unspecified | pb::Metric::Cosine) => {}
-        Err(_) => return Err(Error::invalid("config.metric", format!("unknown value {}", c.metric))),
+        Err(_) => {
+            return Err(Error::invalid("config.metric", format!("unknown value {}", c.metric)));
+        }
     }
     let h = c.hnsw.unwrap_or_default();
     let config = CollectionConfig {
@@ -77,7 +79,10 @@ pub fn doc_id(field: &str, id: &str) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(Error::invalid(field, format!("must be at most {MAX_ID_BYTES} bytes, is {}", id.len())));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_ID_BYTES} bytes, is {}", id.len()),
+        ));
     }
     Ok(())
 }
@@ -152,7 +157,10 @@ pub fn upsert_batch(docs: Vec<pb::Document>, max_batch: usize) -> Result<Vec<New
         let f = |name: &str| format!("documents[{i}].{name}");
         doc_id(&f("id"), &d.id)?;
         if let Some(j) = seen.insert(d.id.clone(), i) {
-            return Err(Error::invalid(f("id"), format!("{:?} also appears at documents[{j}]", d.id)));
+            return Err(Error::invalid(
+                f("id"),
+                format!("{:?} also appears at documents[{j}]", d.id),
+            ));
         }
         let kind = kind_in(&f("kind"), d.kind)?;
         let mut payload = Payload::new();
@@ -190,7 +198,9 @@ fn filter_list(field: &str, l: pb::FilterList, depth: usize) -> Result<Vec<Filte
 
 fn scalar(field: &str, v: pb::Value) -> Result<Value> {
     match value_in(field, v)? {
-        Value::StrList(_) => Err(Error::invalid(field, "a list cannot be matched; give one string")),
+        Value::StrList(_) => {
+            Err(Error::invalid(field, "a list cannot be matched; give one string"))
+        }
         v => Ok(v),
     }
 }
@@ -209,7 +219,9 @@ fn filter_at(field: &str, f: pb::Filter, depth: usize) -> Result<Filter> {
         return Err(Error::invalid(field, format!("nested deeper than {MAX_FILTER_DEPTH} levels")));
     }
     match f.condition {
-        None => Err(Error::invalid(field, "no condition set (leave the filter unset to match all)")),
+        None => {
+            Err(Error::invalid(field, "no condition set (leave the filter unset to match all)"))
+        }
         Some(F::Kind(k)) => {
             if k.kinds.is_empty() {
                 return Err(Error::invalid(format!("{field}.kind.kinds"), "must not be empty"));
@@ -234,11 +246,19 @@ fn filter_at(field: &str, f: pb::Filter, depth: usize) -> Result<Filter> {
             let field = format!("{field}.field");
             key_in(&format!("{field}.key"), &c.key)?;
             let matches = match c.condition {
-                None => return Err(Error::invalid(&field, "no condition set (eq, in_values, range or exists)")),
+                None => {
+                    return Err(Error::invalid(
+                        &field,
+                        "no condition set (eq, in_values, range or exists)",
+                    ));
+                }
                 Some(C::Eq(v)) => FieldMatch::AnyOf(vec![scalar(&format!("{field}.eq"), v)?]),
                 Some(C::InValues(l)) => {
                     if l.values.is_empty() {
-                        return Err(Error::invalid(format!("{field}.in_values.values"), "must not be empty"));
+                        return Err(Error::invalid(
+                            format!("{field}.in_values.values"),
+                            "must not be empty",
+                        ));
                     }
                     FieldMatch::AnyOf(
                         l.values
@@ -261,7 +281,10 @@ fn filter_at(field: &str, f: pb::Filter, depth: usize) -> Result<Filter> {
                     let lower = gt.map(|x| (x, false)).or(gte.map(|x| (x, true)));
                     let upper = lt.map(|x| (x, false)).or(lte.map(|x| (x, true)));
                     if lower.is_none() && upper.is_none() {
-                        return Err(Error::invalid(format!("{field}.range"), "needs at least one bound"));
+                        return Err(Error::invalid(
+                            format!("{field}.range"),
+                            "needs at least one bound",
+                        ));
                     }
                     FieldMatch::Range(Range { lower, upper })
                 }
@@ -271,7 +294,9 @@ fn filter_at(field: &str, f: pb::Filter, depth: usize) -> Result<Filter> {
         }
         Some(F::AllOf(l)) => Ok(Filter::AllOf(filter_list(&format!("{field}.all_of"), l, depth)?)),
         Some(F::AnyOf(l)) => Ok(Filter::AnyOf(filter_list(&format!("{field}.any_of"), l, depth)?)),
-        Some(F::NoneOf(l)) => Ok(Filter::NoneOf(filter_list(&format!("{field}.none_of"), l, depth)?)),
+        Some(F::NoneOf(l)) => {
+            Ok(Filter::NoneOf(filter_list(&format!("{field}.none_of"), l, depth)?))
+        }
     }
 }
 
@@ -297,7 +322,10 @@ pub fn document_out(d: StoredDocument) -> pb::Document {
 pub fn search(field: &str, r: pb::SearchRequest) -> Result<super::collection::SearchQuery> {
     let top_k = r.top_k as usize;
     if !(1..=model::MAX_TOP_K).contains(&top_k) {
-        return Err(Error::invalid(format!("{field}top_k"), format!("must be in 1..={}", model::MAX_TOP_K)));
+        return Err(Error::invalid(
+            format!("{field}top_k"),
+            format!("must be in 1..={}", model::MAX_TOP_K),
+        ));
     }
     if let Some(ef) = r.ef
         && !(1..=4096).contains(&ef)
@@ -310,7 +338,10 @@ pub fn search(field: &str, r: pb::SearchRequest) -> Result<super::collection::Se
         return Err(Error::invalid(format!("{field}min_score"), "must be finite"));
     }
     if r.vector.is_empty() {
-        return Err(Error::invalid(format!("{field}vector"), "is required (text queries need an embedding model)"));
+        return Err(Error::invalid(
+            format!("{field}vector"),
+            "is required (text queries need an embedding model)",
+        ));
     }
     Ok(super::collection::SearchQuery {
         vector: r.vector,

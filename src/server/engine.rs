@@ -125,8 +125,11 @@ impl Engine {
     /// Opens the data directory and every collection in it.
     pub fn open(options: EngineOptions) -> Result<Self> {
         let db_dir = options.data_dir.join("rocksdb");
-        std::fs::create_dir_all(&db_dir)
-            .map_err(|source| Error::Io { op: "create", path: db_dir.clone(), source })?;
+        std::fs::create_dir_all(&db_dir).map_err(|source| Error::Io {
+            op: "create",
+            path: db_dir.clone(),
+            source,
+        })?;
         let storage = Arc::new(Storage::open(&db_dir)?);
         let stopping = Arc::new(AtomicBool::new(false));
         let (background, worker) = Background::start(stopping.clone());
@@ -134,13 +137,8 @@ impl Engine {
         for rec in storage.collections()? {
             let dir = segments_dir(&options.data_dir, &rec.name);
             let name = rec.name.clone();
-            let c = Collection::open(
-                storage.clone(),
-                rec,
-                dir,
-                background.clone(),
-                options.tuning(),
-            )?;
+            let c =
+                Collection::open(storage.clone(), rec, dir, background.clone(), options.tuning())?;
             collections.insert(name, c);
         }
         Ok(Self {
@@ -294,7 +292,13 @@ mod tests {
                         vectors.push(v.clone());
                         let mut payload = Payload::new();
                         payload.insert("n".into(), Value::Int(b * 500 + i));
-                        NewDocument { id: format!("d{}", b * 500 + i), kind: Kind::Resume, text: String::new(), payload, vector: v }
+                        NewDocument {
+                            id: format!("d{}", b * 500 + i),
+                            kind: Kind::Resume,
+                            text: String::new(),
+                            payload,
+                            vector: v,
+                        }
                     })
                     .collect();
                 c.upsert(docs).unwrap();
@@ -308,7 +312,9 @@ mod tests {
             for i in [0usize, 999, 1000, 2499] {
                 assert_eq!(top1(&c, &vectors[i]), format!("d{i}"));
             }
-            let got = c.get(&["d3".into(), "d4".into()], With { payload: true, ..Default::default() }).unwrap();
+            let got = c
+                .get(&["d3".into(), "d4".into()], With { payload: true, ..Default::default() })
+                .unwrap();
             assert!(got[0].is_none());
             assert_eq!(got[1].as_ref().unwrap().meta.payload["n"], Value::Int(4));
             c.stats()

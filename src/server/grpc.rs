@@ -174,7 +174,11 @@ impl Documents for DocumentsService {
     ) -> Result<Response<pb::GetDocumentsResponse>, Status> {
         let req = req.into_inner();
         if req.ids.len() > self.0.max_batch() {
-            return Err(Error::invalid("ids", format!("at most {} ids per request", self.0.max_batch())).into());
+            return Err(Error::invalid(
+                "ids",
+                format!("at most {} ids per request", self.0.max_batch()),
+            )
+            .into());
         }
         for (i, id) in req.ids.iter().enumerate() {
             convert::doc_id(&format!("ids[{i}]"), id)?;

@@ -31,9 +31,9 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     tracing::info!(data_dir = %config.data_dir.display(), collections = engine.list().len(),
         elapsed_ms = started.elapsed().as_millis() as u64, "data opened");
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Io { op: "listen on", path: config.listen.to_string().into(), source })?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| {
+        Error::Io { op: "listen on", path: config.listen.to_string().into(), source }
+    })?;
     let addr = listener.local_addr().map_err(|source| Error::Io {
         op: "read address of",
         path: config.listen.to_string().into(),
@@ -42,12 +42,14 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
 
     let ctx = grpc::Ctx::new(engine.clone(), config.max_inflight);
     let max = config.max_message_bytes;
-    let collections = proto::collections_server::CollectionsServer::new(grpc::CollectionsService(ctx.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let documents = proto::documents_server::DocumentsServer::new(grpc::DocumentsService(ctx.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let collections =
+        proto::collections_server::CollectionsServer::new(grpc::CollectionsService(ctx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+    let documents =
+        proto::documents_server::DocumentsServer::new(grpc::DocumentsService(ctx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
     let search = proto::search_server::SearchServer::new(grpc::SearchService(ctx))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

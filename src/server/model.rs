@@ -258,7 +258,10 @@ pub fn decode_vector(dtype: Dtype, stored_dim: usize, bytes: &[u8]) -> Option<Ve
             bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         ),
         Dtype::F16 if bytes.len() == stored_dim * 2 => Some(
-            bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
         ),
         _ => None,
     }

@@ -25,10 +25,28 @@ fn num_key(x: f64) -> Key {
     Key::Num(if x == 0.0 { 0.0f64.to_bits() } else { x.to_bits() })
 }
 
-/// Total order on finite f64 for the range map.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+/// Total order on finite f64 for the range map; -0.0 is folded into 0.0 on the way in
+/// ([`Num::new`]) so that the total order agrees with numeric equality.
+#[derive(Debug, Clone, Copy)]
 struct Num(f64);
+
+impl Num {
+    fn new(x: f64) -> Self {
+        Num(if x == 0.0 { 0.0 } else { x })
+    }
+}
+
+impl PartialEq for Num {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 impl Eq for Num {}
+impl PartialOrd for Num {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for Num {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
@@ -67,7 +85,7 @@ impl FieldIndex {
             self.exact.entry(k).or_default().insert(iid);
         }
         if let Some(x) = Self::numeric(value) {
-            self.numeric.entry(Num(x)).or_default().insert(iid);
+            self.numeric.entry(Num::new(x)).or_default().insert(iid);
         }
     }
 
@@ -83,11 +101,11 @@ impl FieldIndex {
             }
         }
         if let Some(x) = Self::numeric(value)
-            && let Some(b) = self.numeric.get_mut(&Num(x))
+            && let Some(b) = self.numeric.get_mut(&Num::new(x))
         {
             b.remove(iid);
             if b.is_empty() {
-                self.numeric.remove(&Num(x));
+                self.numeric.remove(&Num::new(x));
             }
         }
     }
@@ -95,13 +113,13 @@ impl FieldIndex {
     fn range(&self, r: &Range) -> RoaringBitmap {
         use std::ops::Bound;
         let lower = match r.lower {
-            Some((x, true)) => Bound::Included(Num(x)),
-            Some((x, false)) => Bound::Excluded(Num(x)),
+            Some((x, true)) => Bound::Included(Num::new(x)),
+            Some((x, false)) => Bound::Excluded(Num::new(x)),
             None => Bound::Unbounded,
         };
         let upper = match r.upper {
-            Some((x, true)) => Bound::Included(Num(x)),
-            Some((x, false)) => Bound::Excluded(Num(x)),
+            Some((x, true)) => Bound::Included(Num::new(x)),
+            Some((x, false)) => Bound::Excluded(Num::new(x)),
             None => Bound::Unbounded,
         };
         // BTreeMap::range panics on inverted or (x, x)-excluded bounds; such a range is empty.
@@ -288,7 +306,7 @@ impl PayloadIndex {
             }
             for _ in 0..r.u32()? {
                 let x = f64::from_le_bytes(r.take(8)?.try_into().unwrap());
-                f.numeric.insert(Num(x), r.bitmap()?);
+                f.numeric.insert(Num::new(x), r.bitmap()?);
             }
             fields.insert(name, f);
         }
@@ -386,16 +404,31 @@ mod tests {
     #[test]
     fn conditions_and_combinators() {
         let mut ix = PayloadIndex::default();
-        ix.add(1, &doc(Kind::Resume, &[("city", Value::Str("Oslo".into())), ("years", Value::Int(5))]));
-        ix.add(2, &doc(Kind::Resume, &[("city", Value::Str("Rome".into())), ("years", Value::Float(5.0))]));
+        ix.add(
+            1,
+            &doc(Kind::Resume, &[("city", Value::Str("Oslo".into())), ("years", Value::Int(5))]),
+        );
+        ix.add(
+            2,
+            &doc(
+                Kind::Resume,
+                &[("city", Value::Str("Rome".into())), ("years", Value::Float(5.0))],
+            ),
+        );
         ix.add(3, &doc(Kind::Jd, &[("skills", Value::StrList(vec!["rust".into(), "go".into()]))]));
         ix.add(4, &doc(Kind::Other, &[("remote", Value::Bool(true)), ("years", Value::Int(-1))]));
 
         assert_eq!(ids(ix.evaluate(&Filter::Kind(vec![Kind::Resume]))), [1, 2]);
         let eq = |v| field("years", FieldMatch::AnyOf(vec![v]));
         assert_eq!(ids(ix.evaluate(&eq(Value::Int(5)))), [1, 2], "int and float share a domain");
-        assert_eq!(ids(ix.evaluate(&field("skills", FieldMatch::AnyOf(vec![Value::Str("go".into())])))), [3]);
-        assert_eq!(ids(ix.evaluate(&field("remote", FieldMatch::AnyOf(vec![Value::Bool(true)])))), [4]);
+        assert_eq!(
+            ids(ix.evaluate(&field("skills", FieldMatch::AnyOf(vec![Value::Str("go".into())])))),
+            [3]
+        );
+        assert_eq!(
+            ids(ix.evaluate(&field("remote", FieldMatch::AnyOf(vec![Value::Bool(true)])))),
+            [4]
+        );
         let r = |lower, upper| field("years", FieldMatch::Range(Range { lower, upper }));
         assert_eq!(ids(ix.evaluate(&r(Some((0.0, true)), None))), [1, 2]);
         assert_eq!(ids(ix.evaluate(&r(None, Some((5.0, false))))), [4]);
@@ -405,12 +438,24 @@ mod tests {
         assert_eq!(ids(ix.evaluate(&field("nope", FieldMatch::Exists))), Vec::<u32>::new());
         let not_resume = Filter::NoneOf(vec![Filter::Kind(vec![Kind::Resume])]);
         assert_eq!(ids(ix.evaluate(&not_resume)), [3, 4]);
-        let both = Filter::AllOf(vec![Filter::Kind(vec![Kind::Resume]), eq(Value::Float(5.0)),
-            field("city", FieldMatch::AnyOf(vec![Value::Str("Rome".into()), Value::Str("Paris".into())]))]);
+        let both = Filter::AllOf(vec![
+            Filter::Kind(vec![Kind::Resume]),
+            eq(Value::Float(5.0)),
+            field(
+                "city",
+                FieldMatch::AnyOf(vec![Value::Str("Rome".into()), Value::Str("Paris".into())]),
+            ),
+        ]);
         assert_eq!(ids(ix.evaluate(&both)), [2]);
         assert_eq!(ids(ix.evaluate(&Filter::AnyOf(vec![not_resume, both]))), [2, 3, 4]);
 
-        ix.remove(2, &doc(Kind::Resume, &[("city", Value::Str("Rome".into())), ("years", Value::Float(5.0))]));
+        ix.remove(
+            2,
+            &doc(
+                Kind::Resume,
+                &[("city", Value::Str("Rome".into())), ("years", Value::Float(5.0))],
+            ),
+        );
         assert_eq!(ids(ix.evaluate(&eq(Value::Int(5)))), [1]);
         assert_eq!(ids(ix.live().clone()), [1, 3, 4]);
     }
@@ -418,8 +463,17 @@ mod tests {
     #[test]
     fn snapshot_round_trips_and_forget_drops_ids_everywhere() {
         let mut ix = PayloadIndex::default();
-        ix.add(1, &doc(Kind::Resume, &[("city", Value::Str("Oslo".into())), ("years", Value::Int(5))]));
-        ix.add(2, &doc(Kind::Jd, &[("skills", Value::StrList(vec!["rust".into()])), ("remote", Value::Bool(true))]));
+        ix.add(
+            1,
+            &doc(Kind::Resume, &[("city", Value::Str("Oslo".into())), ("years", Value::Int(5))]),
+        );
+        ix.add(
+            2,
+            &doc(
+                Kind::Jd,
+                &[("skills", Value::StrList(vec!["rust".into()])), ("remote", Value::Bool(true))],
+            ),
+        );
         ix.add(3, &doc(Kind::Jd, &[("years", Value::Float(-0.5))]));
         let bytes = ix.encode(4);
         let (back, covers) = PayloadIndex::decode(&bytes).unwrap();
@@ -452,20 +506,33 @@ mod tests {
             (-3..3i64).prop_map(Value::Int),
             (-3..3i64).prop_map(|i| Value::Float(i as f64 / 2.0)),
             any::<bool>().prop_map(Value::Bool),
-            proptest::collection::vec((0..4u8).prop_map(|i| format!("s{i}")), 0..3).prop_map(Value::StrList),
+            proptest::collection::vec((0..4u8).prop_map(|i| format!("s{i}")), 0..3)
+                .prop_map(Value::StrList),
         ]
     }
 
     fn arb_filter() -> impl Strategy<Value = Filter> {
         let keys = prop_oneof![Just("a".to_string()), Just("b".to_string())];
         let leaf = prop_oneof![
-            proptest::collection::vec((0..3usize).prop_map(|i| Kind::ALL[i]), 1..3).prop_map(Filter::Kind),
-            (keys.clone(), proptest::collection::vec(arb_value().prop_filter("scalar", |v| !matches!(v, Value::StrList(_))), 1..3))
+            proptest::collection::vec((0..3usize).prop_map(|i| Kind::ALL[i]), 1..3)
+                .prop_map(Filter::Kind),
+            (
+                keys.clone(),
+                proptest::collection::vec(
+                    arb_value().prop_filter("scalar", |v| !matches!(v, Value::StrList(_))),
+                    1..3
+                )
+            )
                 .prop_map(|(key, vs)| Filter::Field { key, matches: FieldMatch::AnyOf(vs) }),
-            (keys.clone(), -4..4i32, any::<bool>(), 0..4i32, any::<bool>()).prop_map(|(key, lo, li, w, hi_inc)| Filter::Field {
-                key,
-                matches: FieldMatch::Range(Range { lower: Some((lo as f64 / 2.0, li)), upper: Some(((lo + w) as f64 / 2.0, hi_inc)) }),
-            }),
+            (keys.clone(), -4..4i32, any::<bool>(), 0..4i32, any::<bool>()).prop_map(
+                |(key, lo, li, w, hi_inc)| Filter::Field {
+                    key,
+                    matches: FieldMatch::Range(Range {
+                        lower: Some((lo as f64 / 2.0, li)),
+                        upper: Some(((lo + w) as f64 / 2.0, hi_inc))
+                    }),
+                }
+            ),
             keys.prop_map(|key| Filter::Field { key, matches: FieldMatch::Exists }),
         ];
         leaf.prop_recursive(3, 16, 3, |inner| {

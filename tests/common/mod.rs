@@ -58,7 +58,11 @@ impl Server {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect")
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
     }
 
     pub async fn clients(&self) -> Clients {
@@ -74,7 +78,8 @@ impl Server {
 
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "hirevec exited with {exit:?} after SIGTERM");
@@ -113,7 +118,11 @@ pub fn config(dim: u32) -> proto::CollectionConfig {
     proto::CollectionConfig { dim, ..Default::default() }
 }
 
-pub async fn create(c: &mut Clients, name: &str, config: proto::CollectionConfig) -> proto::CollectionInfo {
+pub async fn create(
+    c: &mut Clients,
+    name: &str,
+    config: proto::CollectionConfig,
+) -> proto::CollectionInfo {
     c.collections
         .create(proto::CreateCollectionRequest { name: name.into(), config: Some(config) })
         .await
@@ -133,7 +142,12 @@ pub fn int(v: i64) -> proto::Value {
     proto::Value { kind: Some(proto::value::Kind::IntValue(v)) }
 }
 
-pub fn doc(id: &str, kind: proto::DocumentKind, vector: Vec<f32>, payload: &[(&str, proto::Value)]) -> proto::Document {
+pub fn doc(
+    id: &str,
+    kind: proto::DocumentKind,
+    vector: Vec<f32>,
+    payload: &[(&str, proto::Value)],
+) -> proto::Document {
     proto::Document {
         id: id.into(),
         kind: kind as i32,
@@ -161,7 +175,11 @@ pub fn kind_filter(kinds: &[proto::DocumentKind]) -> proto::Filter {
     }
 }
 
-pub async fn upsert(c: &mut Clients, coll: &str, docs: Vec<proto::Document>) -> proto::UpsertResponse {
+pub async fn upsert(
+    c: &mut Clients,
+    coll: &str,
+    docs: Vec<proto::Document>,
+) -> proto::UpsertResponse {
     c.documents
         .upsert(proto::UpsertRequest { collection: coll.into(), documents: docs })
         .await
@@ -179,7 +197,12 @@ pub async fn count(c: &mut Clients, coll: &str, filter: Option<proto::Filter>) -
 }
 
 /// Every document matching the filter, page by page.
-pub async fn scroll_all(c: &mut Clients, coll: &str, filter: Option<proto::Filter>, page: u32) -> Vec<proto::Document> {
+pub async fn scroll_all(
+    c: &mut Clients,
+    coll: &str,
+    filter: Option<proto::Filter>,
+    page: u32,
+) -> Vec<proto::Document> {
     let mut out = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -203,14 +226,13 @@ pub async fn scroll_all(c: &mut Clients, coll: &str, filter: Option<proto::Filte
     }
 }
 
-pub fn search_req(coll: &str, vector: Vec<f32>, top_k: u32, filter: Option<proto::Filter>) -> proto::SearchRequest {
-    proto::SearchRequest {
-        collection: coll.into(),
-        vector,
-        top_k,
-        filter,
-        ..Default::default()
-    }
+pub fn search_req(
+    coll: &str,
+    vector: Vec<f32>,
+    top_k: u32,
+    filter: Option<proto::Filter>,
+) -> proto::SearchRequest {
+    proto::SearchRequest { collection: coll.into(), vector, top_k, filter, ..Default::default() }
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
