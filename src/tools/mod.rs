@@ -3,4 +3,6 @@
 //! storage, so a benchmark measures exactly what a caller of `hirevec-index` gets.
 
 pub mod bench_ann;
+pub mod bench_embed;
+pub mod embed;
 pub mod vecio;
