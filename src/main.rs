@@ -17,6 +17,8 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Embed a JSONL file of texts into an f32 .npy of normalised vectors.
+    Embed(hirevec::tools::embed::EmbedArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +27,8 @@ enum BenchCommand {
     Ann(hirevec::tools::bench_ann::BenchAnnArgs),
     /// Time a restart (opening sealed segments, replay, payload index) after loading N vectors.
     Restart(hirevec::server::bench_restart::RestartArgs),
+    /// Embedding throughput (docs/s, tokens/s) of a model over a JSONL text file.
+    Embed(hirevec::tools::bench_embed::BenchEmbedArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -56,6 +60,14 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Restart(args)) => {
             init_logging(LogFormat::Text);
             hirevec::server::bench_restart::run(args)?;
+        }
+        Command::Bench(BenchCommand::Embed(args)) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::bench_embed::run(args)?;
+        }
+        Command::Embed(args) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::embed::run(args)?;
         }
     }
     Ok(())
