@@ -109,8 +109,74 @@ impl Element for half::f16 {
     }
     #[inline]
     fn dot(a: &[half::f16], b: &[half::f16]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::usable() {
+            return avx512::dot_f16(a, b);
+        }
         <simsimd::f16 as simsimd::SpatialSimilarity>::dot(as_simsimd_f16(a), as_simsimd_f16(b))
             .unwrap_or(f64::NAN) as f32
+    }
+}
+
+/// An f16 dot product for CPUs with AVX-512F but without AVX512-FP16 (AMD Zen 4, Intel Skylake
+/// to Ice Lake). On those simsimd falls back to its 256-bit F16C kernel, which made f16 segments
+/// search about 20% slower than f32 ones here; converting 16 halves at a time with
+/// `vcvtph2ps zmm` and accumulating in f32 restores the AVX-512 width. CPUs with AVX512-FP16
+/// (Sapphire Rapids) keep simsimd's native kernel.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    pub(super) fn usable() -> bool {
+        static USABLE: OnceLock<bool> = OnceLock::new();
+        *USABLE.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && !is_x86_feature_detected!("avx512fp16")
+        })
+    }
+
+    #[inline]
+    pub(super) fn dot_f16(a: &[half::f16], b: &[half::f16]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        // SAFETY: `usable()` checked that the CPU has AVX-512F, the only feature the kernel uses.
+        unsafe { dot_f16_avx512(a, b) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_f16_avx512(a: &[half::f16], b: &[half::f16]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr().cast::<__m256i>(), b.as_ptr().cast::<__m256i>());
+        // Two accumulators hide the FMA latency.
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 32 <= n {
+            // SAFETY: i + 32 <= n, so both 16-element loads at i and i + 16 are in bounds;
+            // `loadu` has no alignment requirement.
+            unsafe {
+                let a0 = _mm512_cvtph_ps(_mm256_loadu_si256(pa.byte_add(i * 2)));
+                let b0 = _mm512_cvtph_ps(_mm256_loadu_si256(pb.byte_add(i * 2)));
+                let a1 = _mm512_cvtph_ps(_mm256_loadu_si256(pa.byte_add(i * 2 + 32)));
+                let b1 = _mm512_cvtph_ps(_mm256_loadu_si256(pb.byte_add(i * 2 + 32)));
+                acc0 = _mm512_fmadd_ps(a0, b0, acc0);
+                acc1 = _mm512_fmadd_ps(a1, b1, acc1);
+            }
+            i += 32;
+        }
+        if i + 16 <= n {
+            // SAFETY: i + 16 <= n: one 16-element load is in bounds.
+            unsafe {
+                let a0 = _mm512_cvtph_ps(_mm256_loadu_si256(pa.byte_add(i * 2)));
+                let b0 = _mm512_cvtph_ps(_mm256_loadu_si256(pb.byte_add(i * 2)));
+                acc0 = _mm512_fmadd_ps(a0, b0, acc0);
+            }
+            i += 16;
+        }
+        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        for j in i..n {
+            sum += a[j].to_f32() * b[j].to_f32();
+        }
+        sum
     }
 }
 
