@@ -167,17 +167,27 @@ fn run(model: &EmbeddingModel, shared: &Shared, limits: BatchLimits) {
             st.jobs.drain(..).collect()
         };
         let texts: usize = jobs.iter().map(|j| j.texts.len()).sum();
+        let released = std::cell::Cell::new(0usize);
+        // A job's texts leave the pending count before its reply is sent: a caller that gets
+        // its answer and submits again at once must not be refused on its own finished texts.
+        let release = |n: usize| {
+            shared.lock().pending_texts -= n;
+            released.set(released.get() + n);
+        };
         // A panic inside candle must not leave callers waiting forever: catch it, fail this
         // round's jobs (their senders drop, which callers see as WorkerGone) and keep serving.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(model, jobs, limits)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(model, jobs, limits, &release)));
         if result.is_err() {
-            tracing::error!("embedding model panicked; failed {texts} texts");
+            tracing::error!("embedding model panicked; failed {} texts", texts - released.get());
         }
-        shared.lock().pending_texts -= texts;
+        let rest = texts - released.get();
+        if rest > 0 {
+            shared.lock().pending_texts -= rest;
+        }
     }
 }
 
-fn process(model: &EmbeddingModel, jobs: Vec<Job>, limits: BatchLimits) {
+fn process(model: &EmbeddingModel, jobs: Vec<Job>, limits: BatchLimits, release: &dyn Fn(usize)) {
     // Tokenize per job, so one job's bad input (an instruction a BERT model does not take)
     // fails that job only.
     let mut live: Vec<(Job, Vec<Encoded>)> = Vec::with_capacity(jobs.len());
@@ -185,6 +195,7 @@ fn process(model: &EmbeddingModel, jobs: Vec<Job>, limits: BatchLimits) {
         match model.tokenize(&job.texts, &job.kind) {
             Ok(enc) => live.push((job, enc)),
             Err(e) => {
+                release(job.texts.len());
                 let _ = job.reply.send(Err(e));
             }
         }
@@ -207,13 +218,15 @@ fn process(model: &EmbeddingModel, jobs: Vec<Job>, limits: BatchLimits) {
                     token_counts: out.token_counts[start..start + n].to_vec(),
                 };
                 start += n;
+                release(n);
                 let _ = job.reply.send(Ok(part));
             }
         }
         Err(e) => {
             // candle errors are not Clone; every job of the round gets the message.
             let reason = e.to_string();
-            for (job, _) in live {
+            for (job, enc) in live {
+                release(enc.len());
                 let _ = job.reply.send(Err(ModelError::Candle {
                     model: model.info().id.clone(),
                     source: candle_core::Error::Msg(reason.clone()),
