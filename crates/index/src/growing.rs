@@ -275,8 +275,7 @@ impl<T: Element> Hnsw<T> {
 
     fn search(&self, query: &[f32], params: &SearchParams<'_>) -> Result<Vec<Hit>> {
         params.validate()?;
-        let q = prepare_vector(query, self.config.dim, self.config.stored_dim)?;
-        let q: Vec<T> = crate::vector::convert(&q);
+        let q: Vec<T> = crate::vector::prepare_query(&self.config, query)?;
         Ok(search::knn(self, &q, params, &self.pool))
     }
 
@@ -286,8 +285,7 @@ impl<T: Element> Hnsw<T> {
         top_k: usize,
         filter: Option<&dyn crate::Filter>,
     ) -> Result<Vec<Hit>> {
-        let q = prepare_vector(query, self.config.dim, self.config.stored_dim)?;
-        let q: Vec<T> = crate::vector::convert(&q);
+        let q: Vec<T> = crate::vector::prepare_query(&self.config, query)?;
         Ok(search::exact_over_nodes(self, &q, top_k, filter))
     }
 

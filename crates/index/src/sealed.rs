@@ -10,7 +10,7 @@ use crate::format::{self, Header, Layout};
 use crate::params::{Hit, SearchParams, SegmentConfig};
 use crate::search::{self, Graph, ScratchPool};
 use crate::tombstones::Tombstones;
-use crate::vector::{Dtype, Element, prepare_vector};
+use crate::vector::{Dtype, Element};
 
 enum Bytes {
     Mapped(memmap2::Mmap),
@@ -164,8 +164,7 @@ impl SealedSegment {
         top_k: usize,
         filter: Option<&dyn crate::Filter>,
     ) -> Result<Vec<Hit>> {
-        let q = prepare_vector(query, self.config.dim, self.config.stored_dim)?;
-        let q: Vec<T> = crate::vector::convert(&q);
+        let q: Vec<T> = crate::vector::prepare_query(&self.config, query)?;
         Ok(search::exact_over_nodes(&self.view::<T>()?, &q, top_k, filter))
     }
 
@@ -175,8 +174,7 @@ impl SealedSegment {
         params: &SearchParams<'_>,
     ) -> Result<Vec<Hit>> {
         params.validate()?;
-        let q = prepare_vector(query, self.config.dim, self.config.stored_dim)?;
-        let q: Vec<T> = crate::vector::convert(&q);
+        let q: Vec<T> = crate::vector::prepare_query(&self.config, query)?;
         Ok(search::knn(&self.view::<T>()?, &q, params, &self.pool))
     }
 

@@ -219,6 +219,14 @@ pub fn prepare_vector(input: &[f32], dim: usize, stored_dim: usize) -> Result<Ve
     Ok(kept.iter().map(|&x| (x as f64 / norm) as f32).collect())
 }
 
+/// A query as a segment of `config` compares it: validated, cut, normalised, in the stored type.
+pub(crate) fn prepare_query<T: Element>(
+    config: &crate::SegmentConfig,
+    query: &[f32],
+) -> Result<Vec<T>> {
+    Ok(convert(&prepare_vector(query, config.dim, config.stored_dim)?))
+}
+
 pub(crate) fn convert<T: Element>(v: &[f32]) -> Vec<T> {
     v.iter().map(|&x| T::from_f32(x)).collect()
 }
