@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/hirevec/v1/collections.proto",
         "proto/hirevec/v1/documents.proto",
         "proto/hirevec/v1/search.proto",
+        "proto/hirevec/v1/models.proto",
     ];
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
