@@ -17,5 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }
+    // Several checkouts (git worktrees) may share one target directory, where the generated code
+    // lives at a path that does not depend on the checkout; re-run when the building checkout
+    // changes so one checkout never compiles another's protos.
+    println!("cargo:rerun-if-env-changed=PWD");
     Ok(())
 }

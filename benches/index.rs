@@ -75,9 +75,7 @@ struct Fixture {
 
 /// `projection` is `LATENT` rows of `DIM` components.
 fn embedded(rng: &mut StdRng, projection: &[Vec<f32>]) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..DIM)
-        .map(|_| NOISE * rng.random_range(-1.0f32..1.0))
-        .collect();
+    let mut v: Vec<f32> = (0..DIM).map(|_| NOISE * rng.random_range(-1.0f32..1.0)).collect();
     for row in projection {
         let z = rng.random_range(-1.0f32..1.0);
         v.iter_mut().zip(row).for_each(|(x, p)| *x += z * p);
@@ -89,18 +87,14 @@ fn fixture(dtype: Dtype) -> Fixture {
     let mut rng = StdRng::seed_from_u64(SEED ^ 0x5e_a5c4);
     let projection: Vec<Vec<f32>> = (0..LATENT).map(|_| random_vec(&mut rng, DIM)).collect();
     let base: Vec<Vec<f32>> = (0..N).map(|_| embedded(&mut rng, &projection)).collect();
-    let queries = (0..QUERIES)
-        .map(|_| embedded(&mut rng, &projection))
-        .collect();
+    let queries = (0..QUERIES).map(|_| embedded(&mut rng, &projection)).collect();
 
     let mut config = SegmentConfig::new(DIM);
     config.dtype = dtype;
     config.hnsw.seed = SEED;
     let growing = GrowingSegment::new(config, N).expect("segment");
     // Built on all cores: the build is set-up here, not what is measured.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -121,21 +115,14 @@ fn fixture(dtype: Dtype) -> Fixture {
     growing.write_sealed(&path).expect("write_sealed");
     drop(growing);
     let segment = SealedSegment::open(&path).expect("open");
-    Fixture {
-        _dir: dir,
-        segment,
-        queries,
-    }
+    Fixture { _dir: dir, segment, queries }
 }
 
 /// Every `1 / fraction`-th id on average, chosen at random (seeded): a filter with no
 /// correlation to the vectors, the hard case for a filtered graph walk.
 fn random_filter(rng: &mut StdRng, fraction: f64) -> RoaringBitmap {
     let amount = ((N as f64) * fraction).round() as usize;
-    sample(rng, N, amount)
-        .into_iter()
-        .map(|i| i as u32)
-        .collect()
+    sample(rng, N, amount).into_iter().map(|i| i as u32).collect()
 }
 
 fn search(c: &mut Criterion) {
@@ -164,9 +151,7 @@ fn search(c: &mut Criterion) {
                 b.iter(|| {
                     // Cycle through the queries so one lucky query does not decide the figure.
                     q = (q + 1) % fx.queries.len();
-                    fx.segment
-                        .search(black_box(&fx.queries[q]), &params)
-                        .expect("search")
+                    fx.segment.search(black_box(&fx.queries[q]), &params).expect("search")
                 })
             });
         }

@@ -43,6 +43,29 @@ pub struct ServeConfig {
     /// Log format.
     #[arg(long, env = "HIREVEC_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Embedding models to load, by folder or Hugging Face hub id (comma-separated or repeated;
+    /// the first is the default). `auto` loads models/all-MiniLM-L6-v2 when it is there
+    /// (scripts/setup-models.sh fetches it), `none` loads no model.
+    #[arg(long = "model", env = "HIREVEC_MODEL", value_delimiter = ',', default_value = "auto")]
+    pub models: Vec<String>,
+    /// Token limit per text of the embedding models (default: each model's own); longer texts
+    /// are cut and reported as truncated.
+    #[arg(long, env = "HIREVEC_EMBED_MAX_TOKENS")]
+    pub embed_max_tokens: Option<usize>,
+    /// Most padded tokens in one forward pass of an embedding model.
+    #[arg(long, env = "HIREVEC_EMBED_BATCH_TOKENS", default_value_t = 16384)]
+    pub embed_batch_tokens: usize,
+    /// Texts waiting for an embedding model beyond which requests get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HIREVEC_EMBED_QUEUE", default_value_t = 8192)]
+    pub embed_queue: usize,
+    /// Rerankers (Qwen3-Reranker) to load, by folder or hub id (comma-separated or repeated; the
+    /// first is the default). None by default: searches then cannot ask for reranking.
+    #[arg(long = "reranker", env = "HIREVEC_RERANKER", value_delimiter = ',')]
+    pub rerankers: Vec<String>,
+    /// Token limit per reranker prompt (default 8192, within the model's positions); longer
+    /// documents are cut and reported as truncated.
+    #[arg(long, env = "HIREVEC_RERANK_MAX_TOKENS")]
+    pub rerank_max_tokens: Option<usize>,
 }
 
 impl ServeConfig {
@@ -60,7 +83,47 @@ impl ServeConfig {
         if !(self.compaction_threshold > 0.0 && self.compaction_threshold <= 1.0) {
             return Err(Error::invalid("--compaction-threshold", "must be in (0, 1]"));
         }
+        if self.rerank_max_tokens.is_some_and(|t| t < 128) {
+            return Err(Error::invalid("--rerank-max-tokens", "must be at least 128"));
+        }
+        if self.embed_max_tokens == Some(0) {
+            return Err(Error::invalid("--embed-max-tokens", "must be positive"));
+        }
+        if self.embed_batch_tokens < 512 {
+            return Err(Error::invalid("--embed-batch-tokens", "must be at least 512"));
+        }
+        if self.embed_queue < self.max_batch {
+            return Err(Error::invalid(
+                "--embed-queue",
+                "must be at least --max-batch (one full batch of texts must fit)",
+            ));
+        }
         Ok(())
+    }
+
+    /// The model part of the config.
+    pub fn registry(&self) -> crate::server::registry::RegistryOptions {
+        use crate::models::{BatchLimits, EmbedderConfig};
+        use crate::server::registry::{ModelSpec, RegistryOptions};
+        RegistryOptions {
+            models: self.models.iter().map(|m| ModelSpec::parse(m)).collect(),
+            rerankers: self
+                .rerankers
+                .iter()
+                .filter(|r| !r.is_empty() && *r != "none")
+                .cloned()
+                .collect(),
+            max_tokens: self.embed_max_tokens,
+            rerank_max_tokens: self.rerank_max_tokens,
+            embedder: EmbedderConfig {
+                limits: BatchLimits {
+                    max_batch_tokens: self.embed_batch_tokens,
+                    ..BatchLimits::default()
+                },
+                max_pending_texts: self.embed_queue,
+                max_request_texts: self.max_batch,
+            },
+        }
     }
 
     /// The engine-level part of the config.

@@ -37,6 +37,16 @@ pub enum Error {
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}", path = path.display())]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// The request is valid but the collection's state does not allow it (e.g. its embedding
+    /// model is not loaded or changed).
+    #[error("{what}")]
+    FailedPrecondition { what: String },
+    /// A model named at start-up could not be loaded.
+    #[error("cannot load model {id:?}: {reason}")]
+    ModelLoad { id: String, reason: String },
+    /// A model failed or refused a request.
+    #[error("model: {0}")]
+    Model(#[from] crate::models::ModelError),
     /// The server is shutting down and takes no more work.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -69,8 +79,29 @@ impl From<Error> for tonic::Status {
             Error::Overloaded { .. } | Error::IdsExhausted { .. } => {
                 tonic::Status::resource_exhausted(message)
             }
+            Error::FailedPrecondition { .. } => tonic::Status::failed_precondition(message),
+            Error::Model(m) => {
+                use crate::models::ModelError as M;
+                match m {
+                    M::Overloaded { .. } => tonic::Status::resource_exhausted(message),
+                    M::RequestTooLarge { .. }
+                    | M::UnknownTask { .. }
+                    | M::InstructionNotSupported { .. }
+                    | M::BadDimensions { .. }
+                    | M::PromptTooLong { .. } => tonic::Status::invalid_argument(message),
+                    M::WorkerGone => tonic::Status::unavailable(message),
+                    _ => {
+                        tracing::error!(error = %message, "model failed");
+                        tonic::Status::internal(message)
+                    }
+                }
+            }
             Error::ShuttingDown => tonic::Status::unavailable(message),
-            Error::Storage { .. } | Error::Index(_) | Error::Io { .. } | Error::Internal { .. } => {
+            Error::Storage { .. }
+            | Error::Index(_)
+            | Error::Io { .. }
+            | Error::Internal { .. }
+            | Error::ModelLoad { .. } => {
                 tracing::error!(error = %message, "request failed");
                 tonic::Status::internal(message)
             }

@@ -19,6 +19,8 @@ enum Command {
     Bench(BenchCommand),
     /// Embed a JSONL file of texts into an f32 .npy of normalised vectors.
     Embed(hirevec::tools::embed::EmbedArgs),
+    /// Score a JSONL file of (query, document) pairs with a reranker.
+    Rerank(hirevec::tools::rerank::RerankArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +31,8 @@ enum BenchCommand {
     Restart(hirevec::server::bench_restart::RestartArgs),
     /// Embedding throughput (docs/s, tokens/s) of a model over a JSONL text file.
     Embed(hirevec::tools::bench_embed::BenchEmbedArgs),
+    /// Reranking throughput (pairs/s) for batch sizes and prompt lengths.
+    Rerank(hirevec::tools::bench_rerank::BenchRerankArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -64,6 +68,14 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Embed(args)) => {
             init_logging(LogFormat::Text);
             hirevec::tools::bench_embed::run(args)?;
+        }
+        Command::Bench(BenchCommand::Rerank(args)) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::bench_rerank::run(args)?;
+        }
+        Command::Rerank(args) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::rerank::run(args)?;
         }
         Command::Embed(args) => {
             init_logging(LogFormat::Text);

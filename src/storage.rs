@@ -618,6 +618,8 @@ mod tests {
             hnsw: HnswConfig { m: 16, ef_construction: 100, ef: DEFAULT_EF },
             seal_threshold: 1000,
             seed: 7,
+            model: None,
+            query_instruction: None,
         }
     }
 

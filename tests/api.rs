@@ -98,7 +98,7 @@ async fn collections_lifecycle_and_config_validation() {
         .update(proto::UpdateCollectionRequest {
             name: "jobs".into(),
             ef: Some(128),
-            seal_threshold: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -108,7 +108,7 @@ async fn collections_lifecycle_and_config_validation() {
             .update(proto::UpdateCollectionRequest {
                 name: "jobs".into(),
                 ef: Some(0),
-                seal_threshold: None,
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,

@@ -1,39 +1,31 @@
 //! all-MiniLM-L6-v2 (weights from scripts/setup-models.sh) against the reference embeddings in
 //! ../shared/fixtures/minilm and against the 384-d vectors shipped with the O*NET texts.
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use hirevec::models::{BatchLimits, Compute, EmbedKind, EmbeddingModel, LoadOptions, ModelError};
 use serde_json::Value;
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    common::root()
 }
 
-/// The model folder; fetched with the set-up script when absent, so this test fails loudly
-/// (never skips) on a machine where the weights cannot be had.
 fn model_dir() -> PathBuf {
-    static ONCE: OnceLock<PathBuf> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let dir = root().join("models/all-MiniLM-L6-v2");
-        if !dir.join("model.safetensors").is_file() {
-            let status = std::process::Command::new("bash")
-                .arg(root().join("scripts/setup-models.sh"))
-                .status()
-                .expect("run scripts/setup-models.sh");
-            assert!(status.success(), "scripts/setup-models.sh failed");
-        }
-        dir
-    })
-    .clone()
+    common::minilm_dir()
 }
 
 fn load(max_tokens: Option<usize>) -> EmbeddingModel {
-    EmbeddingModel::load(model_dir().to_str().unwrap(), &LoadOptions { compute: Compute::cpu(), max_tokens }).unwrap()
+    EmbeddingModel::load(
+        model_dir().to_str().unwrap(),
+        &LoadOptions { compute: Compute::cpu(), max_tokens },
+    )
+    .unwrap()
 }
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(root().join("../shared/fixtures/minilm/expected.json")).unwrap();
+    let text =
+        std::fs::read_to_string(root().join("../shared/fixtures/minilm/expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -43,27 +35,49 @@ fn minilm_matches_reference_ids_and_embeddings() {
     let model = load(None);
     assert_eq!(model.info().dim, 384);
     assert_eq!(model.info().max_tokens, 256, "max_seq_length of sentence_bert_config.json");
-    let texts: Vec<&str> = exp["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let texts: Vec<&str> =
+        exp["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     let enc = model.tokenize(&texts, &EmbedKind::Document).unwrap();
     for (i, row) in exp["input_ids"].as_array().unwrap().iter().enumerate() {
         // The reference is a right-padded batch (pad id 0); ours is unpadded.
-        let mut want: Vec<u32> = row.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let mut want: Vec<u32> =
+            row.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
         while want.last() == Some(&0) {
             want.pop();
         }
         assert_eq!(enc[i].ids, want, "text {i}");
     }
     let batched = model.embed(&texts, &EmbedKind::Document, BatchLimits::default()).unwrap();
-    let single = model.embed(&texts, &EmbedKind::Document, BatchLimits { max_batch_tokens: 1 << 20, max_batch_texts: 1 }).unwrap();
+    let single = model
+        .embed(
+            &texts,
+            &EmbedKind::Document,
+            BatchLimits { max_batch_tokens: 1 << 20, max_batch_texts: 1 },
+        )
+        .unwrap();
     for (i, row) in exp["embeddings"].as_array().unwrap().iter().enumerate() {
         let want: Vec<f64> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        let err = batched.vector(i).iter().zip(&want).map(|(&a, &b)| (f64::from(a) - b).abs()).fold(0.0, f64::max);
+        let err = batched
+            .vector(i)
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (f64::from(a) - b).abs())
+            .fold(0.0, f64::max);
         assert!(err <= 1e-4, "text {i}: max error {err}");
-        let diff = batched.vector(i).iter().zip(single.vector(i)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = batched
+            .vector(i)
+            .iter()
+            .zip(single.vector(i))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(diff <= 1e-5, "text {i}: batched vs alone {diff}");
     }
     // MiniLM takes no instruction: refusing one beats silently ignoring it.
-    let err = model.embed(&texts, &EmbedKind::Query { instruction: Some("x".into()) }, BatchLimits::default());
+    let err = model.embed(
+        &texts,
+        &EmbedKind::Query { instruction: Some("x".into()) },
+        BatchLimits::default(),
+    );
     assert!(matches!(err, Err(ModelError::InstructionNotSupported { .. })));
 }
 
@@ -71,7 +85,9 @@ fn minilm_matches_reference_ids_and_embeddings() {
 fn minilm_truncates_at_max_seq_length_and_reports_it() {
     let model = load(None);
     let long = "recruiting ".repeat(400);
-    let out = model.embed(&[long.as_str(), "short text"], &EmbedKind::Document, BatchLimits::default()).unwrap();
+    let out = model
+        .embed(&[long.as_str(), "short text"], &EmbedKind::Document, BatchLimits::default())
+        .unwrap();
     assert_eq!(out.truncated, vec![true, false]);
     assert_eq!(out.token_counts[0], 256);
     // tokenizer.json pads to 128; we must not.
@@ -103,7 +119,8 @@ fn minilm_reproduces_shipped_onet_vectors() {
             let excess = (a - b).abs() - half_ulp;
             worst = worst.max(excess);
         }
-        let cos: f64 = out.vector(i).iter().zip(want).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+        let cos: f64 =
+            out.vector(i).iter().zip(want).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
         worst_cos = worst_cos.min(cos);
     }
     println!("onet {n} texts: worst excess over f16 half-ulp {worst:e}, min cosine {worst_cos}");

@@ -128,11 +128,18 @@ fn linear(vb: &VarBuilder, out: usize, inp: usize) -> Result<(Tensor, Option<Ten
 
 impl Bert {
     /// Loads the encoder; keys may carry a `bert.` prefix (BertModel saved inside a task model).
-    pub fn load(vb: VarBuilder, cfg: BertConfig, pooling: Pooling, compute: &Compute) -> Result<Self> {
+    pub fn load(
+        vb: VarBuilder,
+        cfg: BertConfig,
+        pooling: Pooling,
+        compute: &Compute,
+    ) -> Result<Self> {
         if let Some(p) = cfg.position_embedding_type.as_deref()
             && p != "absolute"
         {
-            candle_core::bail!("position_embedding_type {p:?} is not supported (only \"absolute\")");
+            candle_core::bail!(
+                "position_embedding_type {p:?} is not supported (only \"absolute\")"
+            );
         }
         let act = match cfg.hidden_act.as_str() {
             "gelu" => Act::GeluErf,
@@ -140,7 +147,11 @@ impl Bert {
             "relu" => Act::Relu,
             other => candle_core::bail!("hidden_act {other:?} is not supported"),
         };
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            vb.pp("bert")
+        } else {
+            vb
+        };
         let h = cfg.hidden_size;
         let eb = vb.pp("embeddings");
         let word = eb.get((cfg.vocab_size, h), "word_embeddings.weight")?;
@@ -151,20 +162,38 @@ impl Bert {
         for i in 0..cfg.num_hidden_layers {
             let lb = vb.pp(format!("encoder.layer.{i}"));
             let sb = lb.pp("attention.self");
-            let qkv = Linear::fused(&[linear(&sb.pp("query"), h, h)?, linear(&sb.pp("key"), h, h)?, linear(&sb.pp("value"), h, h)?])?;
+            let qkv = Linear::fused(&[
+                linear(&sb.pp("query"), h, h)?,
+                linear(&sb.pp("key"), h, h)?,
+                linear(&sb.pp("value"), h, h)?,
+            ])?;
             let (ow, ob) = linear(&lb.pp("attention.output.dense"), h, h)?;
             let (iw, ib) = linear(&lb.pp("intermediate.dense"), cfg.intermediate_size, h)?;
             let (uw, ub) = linear(&lb.pp("output.dense"), h, cfg.intermediate_size)?;
             layers.push(Layer {
                 qkv,
                 attn_out: Linear::new(ow, ob)?,
-                attn_norm: LayerNorm::load(lb.pp("attention.output.LayerNorm"), h, cfg.layer_norm_eps)?,
+                attn_norm: LayerNorm::load(
+                    lb.pp("attention.output.LayerNorm"),
+                    h,
+                    cfg.layer_norm_eps,
+                )?,
                 inter: Linear::new(iw, ib)?,
                 out: Linear::new(uw, ub)?,
                 out_norm: LayerNorm::load(lb.pp("output.LayerNorm"), h, cfg.layer_norm_eps)?,
             });
         }
-        Ok(Bert { cfg, word, position, type0, emb_norm, layers, act, pooling, compute: compute.clone() })
+        Ok(Bert {
+            cfg,
+            word,
+            position,
+            type0,
+            emb_norm,
+            layers,
+            act,
+            pooling,
+            compute: compute.clone(),
+        })
     }
 
     /// The embedding dimension.
@@ -187,7 +216,10 @@ impl Bert {
             candle_core::bail!("empty batch or empty text");
         }
         if l > self.cfg.max_position_embeddings {
-            candle_core::bail!("sequence of {l} tokens exceeds max_position_embeddings {}", self.cfg.max_position_embeddings);
+            candle_core::bail!(
+                "sequence of {l} tokens exceeds max_position_embeddings {}",
+                self.cfg.max_position_embeddings
+            );
         }
         let h = self.cfg.hidden_size;
         let nh = self.cfg.num_attention_heads;
@@ -203,7 +235,8 @@ impl Bert {
         let ids = Tensor::from_vec(ids, b * l, dev)?;
         let keep = Tensor::from_vec(keep, (b, l), dev)?;
         // Additive key mask [B, 1, 1, L]: padding keys get a large negative score.
-        let key_mask = ((keep.ones_like()? - &keep)? * f64::from(f32::MIN))?.reshape((b, 1, 1, l))?;
+        let key_mask =
+            ((keep.ones_like()? - &keep)? * f64::from(f32::MIN))?.reshape((b, 1, 1, l))?;
         let mask = |rows: std::ops::Range<usize>| key_mask.narrow(0, rows.start, rows.len());
 
         let x = self.word.index_select(&ids, 0)?.reshape((b, l, h))?;
@@ -212,7 +245,10 @@ impl Bert {
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x)?;
             let heads = |i: usize| -> Result<Tensor> {
-                qkv.narrow(D::Minus1, i * h, h)?.reshape((b, l, nh, hd))?.transpose(1, 2)?.contiguous()
+                qkv.narrow(D::Minus1, i * h, h)?
+                    .reshape((b, l, nh, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
             };
             let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
             let ctx = attention(&q, &k, &v, &mask)?;

@@ -3,7 +3,7 @@
 //! bad input -> INVALID_ARGUMENT, missing model -> NOT_FOUND).
 use std::path::PathBuf;
 
-/// Errors of loading and running embedding models.
+/// Errors of loading and running embedding and reranking models.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// A file the model needs is not in its folder.
@@ -94,8 +94,19 @@ pub enum ModelError {
         /// The per-request limit.
         limit: usize,
     },
+    /// A reranker prompt's instruction and query alone exceed the token limit (only the
+    /// document is ever cut).
+    #[error(
+        "the reranker prompt needs {tokens} tokens before the document, over the limit of {limit}: shorten the query or the instruction"
+    )]
+    PromptTooLong {
+        /// Tokens of the prompt without the document.
+        tokens: usize,
+        /// The model's token limit.
+        limit: usize,
+    },
     /// The queue is full: the caller should back off and retry.
-    #[error("embedding queue is full: {pending} texts pending, limit {limit}")]
+    #[error("model queue is full: {pending} texts pending, limit {limit}")]
     Overloaded {
         /// Texts waiting when the request arrived.
         pending: usize,

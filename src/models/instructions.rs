@@ -22,7 +22,8 @@ pub const TASKS: &[(&str, &str)] = &[
 
 /// The task used for a Qwen3 query when the caller names none: the generic one from the model's
 /// own usage example, so an instruction-less query is still formatted the way the model was trained.
-pub const DEFAULT_TASK: &str = "Given a web search query, retrieve relevant passages that answer the query";
+pub const DEFAULT_TASK: &str =
+    "Given a web search query, retrieve relevant passages that answer the query";
 
 /// The task sentence of a built-in instruction.
 pub fn task(name: &str) -> Result<&'static str> {

@@ -39,7 +39,8 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
-        let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
+        let (rows, inner) =
+            (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
         let y = x.reshape((rows, inner))?.matmul(&self.weight_t)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -94,10 +95,15 @@ pub(crate) fn attention(
             let out = probs.reshape((rn, hn, rep * l, l))?.matmul(&vc.contiguous()?)?;
             heads_out.push(out);
         }
-        let out = if heads_out.len() == 1 { heads_out.pop().expect("one") } else { Tensor::cat(&heads_out, 1)? };
+        let out = if heads_out.len() == 1 {
+            heads_out.pop().expect("one")
+        } else {
+            Tensor::cat(&heads_out, 1)?
+        };
         rows_out.push(out);
     }
-    let out = if rows_out.len() == 1 { rows_out.pop().expect("one") } else { Tensor::cat(&rows_out, 0)? };
+    let out =
+        if rows_out.len() == 1 { rows_out.pop().expect("one") } else { Tensor::cat(&rows_out, 0)? };
     // [B, KV, rep*L, Dh] -> [B, H, L, Dh] -> [B, L, H*Dh]
     out.reshape((b, h, l, dh))?.transpose(1, 2)?.contiguous()?.reshape((b, l, h * dh))
 }

@@ -16,10 +16,12 @@
 mod bert;
 mod device;
 mod error;
+pub mod fingerprint;
 pub mod instructions;
 mod layers;
 mod queue;
 mod qwen3;
+pub mod reranker;
 mod resolve;
 mod tokenize;
 
@@ -31,6 +33,7 @@ pub use bert::Pooling;
 pub use device::Compute;
 pub use error::{ModelError, Result};
 pub use queue::{Embedder, EmbedderConfig};
+pub use reranker::{Pair, RerankModel, RerankOutput, Reranker};
 pub use resolve::{DEFAULT_MODEL_DIR, ModelFiles, ModelLocation};
 pub use tokenize::Encoded;
 
@@ -162,11 +165,32 @@ impl Default for LoadOptions {
     }
 }
 
+/// What a model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Texts to vectors.
+    Embedding,
+    /// (query, document) pairs to relevance scores.
+    Reranker,
+}
+
+impl ModelKind {
+    /// The name used in the API ("embedding", "reranker").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Embedding => "embedding",
+            ModelKind::Reranker => "reranker",
+        }
+    }
+}
+
 /// Facts about a loaded model that callers store or validate against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInfo {
     /// The folder or hub id it was loaded from.
     pub id: String,
+    /// Embedding model or reranker.
+    pub kind: ModelKind,
     /// `qwen3` or `bert`.
     pub architecture: &'static str,
     /// Output dimension.
@@ -177,6 +201,9 @@ pub struct ModelInfo {
     pub takes_instruction: bool,
     /// Device and dtype, e.g. `cpu/f32`.
     pub compute: String,
+    /// Hash of the files that decide the vectors (weights, config, tokenizer, pooling): see
+    /// [`fingerprint::hash_files`].
+    pub hash: String,
 }
 
 #[derive(Debug)]
@@ -251,16 +278,30 @@ impl EmbeddingModel {
         let tokenizer_path = files.require("tokenizer.json")?;
         let weights = files.weights()?;
         let compute = &opts.compute;
+        let mut hashed = vec![config_path.clone(), tokenizer_path.clone()];
+        hashed.extend(weights.iter().cloned());
+        for extra in [
+            "modules.json",
+            "sentence_bert_config.json",
+            "config_sentence_transformers.json",
+            "1_Pooling/config.json",
+        ] {
+            hashed.extend(files.find(extra)?);
+        }
+        let hash = fingerprint::hash_files(&hashed)?;
         // SAFETY: the weight files are memory-mapped read-only; like every safetensors loader we
         // rely on nobody truncating them while mapped. They are converted to the compute dtype
         // (a copy) on load, so the mapping is only read during `load`.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, compute.dtype, &compute.device) }
-            .map_err(ModelError::candle(&files.id))?;
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&weights, compute.dtype, &compute.device)
+        }
+        .map_err(ModelError::candle(&files.id))?;
         match mt.model_type.as_str() {
             "qwen3" => {
                 let cfg: Qwen3Config = read_json(&config_path)?;
                 let model = Qwen3::load(vb, cfg, compute).map_err(ModelError::candle(&files.id))?;
-                let max_tokens = opts.max_tokens.unwrap_or(QWEN3_DEFAULT_MAX_TOKENS).min(model.max_positions());
+                let max_tokens =
+                    opts.max_tokens.unwrap_or(QWEN3_DEFAULT_MAX_TOKENS).min(model.max_positions());
                 let eot = "<|endoftext|>";
                 let probe = TextTokenizer::load(&tokenizer_path, max_tokens, None)?;
                 let eot_id = probe.token_to_id(eot).ok_or_else(|| ModelError::Tokenizer {
@@ -270,11 +311,13 @@ impl EmbeddingModel {
                 Ok(EmbeddingModel {
                     info: ModelInfo {
                         id: files.id.clone(),
+                        kind: ModelKind::Embedding,
                         architecture: "qwen3",
                         dim: model.dim(),
                         max_tokens,
                         takes_instruction: true,
                         compute: compute.describe(),
+                        hash: hash.clone(),
                     },
                     backbone: Backbone::Qwen3(model),
                     tokenizer,
@@ -289,24 +332,34 @@ impl EmbeddingModel {
                     None => None,
                 };
                 let prompts = bert_prompts(files)?;
-                let model = Bert::load(vb, cfg, pooling, compute).map_err(ModelError::candle(&files.id))?;
-                let max_tokens = opts.max_tokens.or(st_max).unwrap_or(model.max_positions()).min(model.max_positions());
+                let model =
+                    Bert::load(vb, cfg, pooling, compute).map_err(ModelError::candle(&files.id))?;
+                let max_tokens = opts
+                    .max_tokens
+                    .or(st_max)
+                    .unwrap_or(model.max_positions())
+                    .min(model.max_positions());
                 let tokenizer = TextTokenizer::load(&tokenizer_path, max_tokens, None)?;
                 Ok(EmbeddingModel {
                     info: ModelInfo {
                         id: files.id.clone(),
+                        kind: ModelKind::Embedding,
                         architecture: "bert",
                         dim: model.dim(),
                         max_tokens,
                         takes_instruction: false,
                         compute: compute.describe(),
+                        hash: hash.clone(),
                     },
                     backbone: Backbone::Bert(model),
                     tokenizer,
                     prompts,
                 })
             }
-            other => Err(ModelError::UnsupportedModel { model_type: other.to_owned(), path: config_path }),
+            other => Err(ModelError::UnsupportedModel {
+                model_type: other.to_owned(),
+                path: config_path,
+            }),
         }
     }
 
@@ -320,7 +373,10 @@ impl EmbeddingModel {
     pub fn format(&self, text: &str, kind: &EmbedKind) -> Result<String> {
         match (&self.backbone, kind) {
             (Backbone::Qwen3(_), EmbedKind::Query { instruction }) => {
-                Ok(instructions::qwen3_query(instruction.as_deref().unwrap_or(instructions::DEFAULT_TASK), text))
+                Ok(instructions::qwen3_query(
+                    instruction.as_deref().unwrap_or(instructions::DEFAULT_TASK),
+                    text,
+                ))
             }
             (Backbone::Qwen3(_), EmbedKind::Document) => Ok(text.to_owned()),
             (Backbone::Bert(_), EmbedKind::Query { instruction: Some(_) }) => {
@@ -329,13 +385,16 @@ impl EmbeddingModel {
             (Backbone::Bert(_), EmbedKind::Query { instruction: None }) => {
                 Ok(format!("{}{text}", self.prompts.query.as_deref().unwrap_or("")))
             }
-            (Backbone::Bert(_), EmbedKind::Document) => Ok(format!("{}{text}", self.prompts.document.as_deref().unwrap_or(""))),
+            (Backbone::Bert(_), EmbedKind::Document) => {
+                Ok(format!("{}{text}", self.prompts.document.as_deref().unwrap_or("")))
+            }
         }
     }
 
     /// Formats and tokenizes `texts`.
     pub fn tokenize<S: AsRef<str>>(&self, texts: &[S], kind: &EmbedKind) -> Result<Vec<Encoded>> {
-        let formatted: Vec<String> = texts.iter().map(|t| self.format(t.as_ref(), kind)).collect::<Result<_>>()?;
+        let formatted: Vec<String> =
+            texts.iter().map(|t| self.format(t.as_ref(), kind)).collect::<Result<_>>()?;
         let refs: Vec<&str> = formatted.iter().map(String::as_str).collect();
         self.tokenizer.encode_batch(&refs)
     }
@@ -345,7 +404,10 @@ impl EmbeddingModel {
     pub fn forward(&self, batch: &[&[u32]]) -> Result<Vec<f32>> {
         let pooled = self.pooled(batch)?;
         let normed = layers::l2_normalize(&pooled).map_err(ModelError::candle(&self.info.id))?;
-        normed.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(ModelError::candle(&self.info.id))
+        normed
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(ModelError::candle(&self.info.id))
     }
 
     /// The pooled, not yet normalised vectors `[B, dim]` (for tests against reference outputs).
@@ -378,7 +440,12 @@ impl EmbeddingModel {
     }
 
     /// Tokenizes and embeds `texts` on this thread. Blocks; never call it on an async runtime.
-    pub fn embed<S: AsRef<str>>(&self, texts: &[S], kind: &EmbedKind, limits: BatchLimits) -> Result<EmbedOutput> {
+    pub fn embed<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        kind: &EmbedKind,
+        limits: BatchLimits,
+    ) -> Result<EmbedOutput> {
         let encoded = self.tokenize(texts, kind)?;
         self.embed_encoded(&encoded, limits)
     }
@@ -397,10 +464,18 @@ fn bert_pooling(files: &ModelFiles) -> Result<Pooling> {
     let name = format!("{dir}/config.json");
     let path = files.require(&name)?;
     let cfg: PoolingConfig = read_json(&path)?;
-    match (cfg.pooling_mode_mean_tokens, cfg.pooling_mode_cls_token, cfg.pooling_mode_max_tokens, cfg.pooling_mode_mean_sqrt_len_tokens) {
+    match (
+        cfg.pooling_mode_mean_tokens,
+        cfg.pooling_mode_cls_token,
+        cfg.pooling_mode_max_tokens,
+        cfg.pooling_mode_mean_sqrt_len_tokens,
+    ) {
         (true, false, false, false) => Ok(Pooling::Mean),
         (false, true, false, false) => Ok(Pooling::Cls),
-        _ => Err(ModelError::BadConfig { path, reason: "only one of mean or cls pooling is supported".to_owned() }),
+        _ => Err(ModelError::BadConfig {
+            path,
+            reason: "only one of mean or cls pooling is supported".to_owned(),
+        }),
     }
 }
 
@@ -418,7 +493,10 @@ fn bert_prompts(files: &ModelFiles) -> Result<Prompts> {
     }
     let name = files.id.to_lowercase();
     if name.contains("e5-") && !name.contains("instruct") {
-        return Ok(Prompts { query: Some("query: ".to_owned()), document: Some("passage: ".to_owned()) });
+        return Ok(Prompts {
+            query: Some("query: ".to_owned()),
+            document: Some("passage: ".to_owned()),
+        });
     }
     Ok(Prompts::default())
 }

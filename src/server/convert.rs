@@ -4,8 +4,9 @@
 use super::model::{
     self, CollectionConfig, DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SEAL_THRESHOLD,
     FieldMatch, Filter, HnswConfig, Kind, MAX_FILTER_DEPTH, MAX_ID_BYTES, MAX_KEY_BYTES,
-    NewDocument, Payload, Range, StoredDocument, Value, With,
+    NewDocument, Payload, QueryInstruction, Range, StoredDocument, Value, With,
 };
+use super::registry::Registry;
 use crate::error::{Error, Result};
 use crate::proto as pb;
 
@@ -20,11 +21,56 @@ pub fn collection_name(field: &str, name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// Resolves a requested config, filling defaults.
-pub fn collection_config(c: Option<pb::CollectionConfig>) -> Result<CollectionConfig> {
-    let c = c.ok_or_else(|| Error::invalid("config", "is required (at least config.dim)"))?;
+/// Resolves a requested config, filling defaults; a named model is bound (its id and hash) from
+/// the models the server loaded.
+pub fn collection_config(
+    c: Option<pb::CollectionConfig>,
+    models: &Registry,
+) -> Result<CollectionConfig> {
+    let mut c =
+        c.ok_or_else(|| Error::invalid("config", "is required (at least config.dim or model)"))?;
+    if !c.model_hash.is_empty() {
+        return Err(Error::invalid(
+            "config.model_hash",
+            "is set by the server from the loaded model; leave it empty",
+        ));
+    }
+    let model = match c.model.as_str() {
+        "" => None,
+        id => {
+            let (binding, model_dim) = models.bind("config.model", id)?;
+            let model_dim = model_dim as u32;
+            if c.dim == 0 {
+                c.dim = model_dim;
+            } else if c.dim != model_dim {
+                return Err(Error::invalid(
+                    "config.dim",
+                    format!(
+                        "is {} but model {id:?} outputs {model_dim} values; leave it 0 or set                          stored_dim to keep fewer (Matryoshka)",
+                        c.dim
+                    ),
+                ));
+            }
+            Some(binding)
+        }
+    };
     if c.dim == 0 {
-        return Err(Error::invalid("config.dim", "is required and must be positive"));
+        return Err(Error::invalid(
+            "config.dim",
+            "is required and must be positive (or bind a model with config.model)",
+        ));
+    }
+    let query_instruction =
+        query_instruction("config.", &c.query_instruction, &c.query_task, model.as_ref())?;
+    if let (Some(_), Some(b)) = (&query_instruction, &model) {
+        let takes = models.embedder("config.model", &b.model)?.info().takes_instruction;
+        if !takes {
+            let f = if c.query_task.is_empty() { "query_instruction" } else { "query_task" };
+            return Err(Error::invalid(
+                format!("config.{f}"),
+                format!("model {:?} takes no instruction", b.model),
+            ));
+        }
     }
     let dtype = match pb::Dtype::try_from(c.dtype) {
         Ok(pb::Dtype::Unspecified | pb::Dtype::F16) => hirevec_index::Dtype::F16,
@@ -49,6 +95,8 @@ pub fn collection_config(c: Option<pb::CollectionConfig>) -> Result<CollectionCo
         },
         seal_threshold: c.seal_threshold.unwrap_or(DEFAULT_SEAL_THRESHOLD),
         seed: rand::random(),
+        model,
+        query_instruction,
     };
     config.validate()?;
     Ok(config)
@@ -70,7 +118,56 @@ pub fn collection_config_out(c: &CollectionConfig) -> pb::CollectionConfig {
             ef: Some(c.hnsw.ef),
         }),
         seal_threshold: Some(c.seal_threshold),
+        model: c.model.as_ref().map(|b| b.model.clone()).unwrap_or_default(),
+        model_hash: c.model.as_ref().map(|b| b.hash.clone()).unwrap_or_default(),
+        query_instruction: match &c.query_instruction {
+            Some(QueryInstruction::Text(t)) => t.clone(),
+            _ => String::new(),
+        },
+        query_task: match &c.query_instruction {
+            Some(QueryInstruction::Task(t)) => t.clone(),
+            _ => String::new(),
+        },
     }
+}
+
+/// A default query instruction from its two fields (`prefix` + `query_instruction` /
+/// `query_task`); both empty is none.
+pub fn query_instruction(
+    prefix: &str,
+    text: &str,
+    task: &str,
+    model: Option<&model::ModelBinding>,
+) -> Result<Option<QueryInstruction>> {
+    let q = match (text, task) {
+        ("", "") => return Ok(None),
+        (_, "") => QueryInstruction::Text(text.to_owned()),
+        ("", _) => QueryInstruction::Task(task.to_owned()),
+        _ => {
+            return Err(Error::invalid(
+                format!("{prefix}query_task"),
+                "give query_instruction or query_task, not both",
+            ));
+        }
+    };
+    if model.is_none() {
+        let f = if task.is_empty() { "query_instruction" } else { "query_task" };
+        return Err(Error::invalid(format!("{prefix}{f}"), "needs an embedding model (model)"));
+    }
+    match &q {
+        QueryInstruction::Text(t) if t.len() > model::MAX_INSTRUCTION_BYTES => {
+            return Err(Error::invalid(
+                format!("{prefix}query_instruction"),
+                format!("at most {} bytes", model::MAX_INSTRUCTION_BYTES),
+            ));
+        }
+        QueryInstruction::Task(name) => {
+            crate::models::instructions::task(name)
+                .map_err(|e| Error::invalid(format!("{prefix}query_task"), e.to_string()))?;
+        }
+        QueryInstruction::Text(_) => {}
+    }
+    Ok(Some(q))
 }
 
 /// Checks a client document id.
@@ -169,10 +266,12 @@ pub fn upsert_batch(docs: Vec<pb::Document>, max_batch: usize) -> Result<Vec<New
             key_in(&field, &k)?;
             payload.insert(k, value_in(&field, v)?);
         }
-        if d.vector.is_empty() {
+        // An empty vector with a text asks the server to embed the text (checked against the
+        // collection's model by the caller); with neither there is nothing to index.
+        if d.vector.is_empty() && d.text.is_empty() {
             return Err(Error::invalid(
                 f("vector"),
-                "is required (text-only documents need an embedding model, not configured)",
+                "give a vector, or a text for the collection's embedding model to embed",
             ));
         }
         out.push(NewDocument { id: d.id, kind, text: d.text, payload, vector: d.vector });
@@ -318,8 +417,50 @@ pub fn document_out(d: StoredDocument) -> pb::Document {
     }
 }
 
+/// A text query: what to embed and with which instruction.
+#[derive(Debug, Clone)]
+pub struct TextQuery {
+    /// The query text.
+    pub text: String,
+    /// The request's instruction (`Some("")`: none).
+    pub instruction: Option<String>,
+    /// The request's built-in task name (empty: none).
+    pub task: String,
+}
+
+/// Reranking asked for by a search.
+#[derive(Debug, Clone)]
+pub struct RerankSpec {
+    /// Vector hits to rerank.
+    pub top_n: usize,
+    /// Hits to return after reranking (the request's top_k).
+    pub top_k: usize,
+    /// The reranker's instruction (`Some("")`: none).
+    pub instruction: Option<String>,
+    /// Built-in task name (empty: none).
+    pub task: String,
+    /// Minimum rerank score.
+    pub min_score: Option<f32>,
+    /// Reranker id (empty: the default).
+    pub model: String,
+}
+
+/// Most hits a search may rerank.
+pub const MAX_RERANK_TOP_N: usize = 1000;
+
+/// A converted search request: the vector search, and what the edge must do around it.
+#[derive(Debug, Clone)]
+pub struct SearchPlan {
+    /// The vector search; `vector` is empty while a text query waits to be embedded.
+    pub query: super::collection::SearchQuery,
+    /// The query text, when the request gave text instead of a vector.
+    pub text: Option<TextQuery>,
+    /// Reranking, when asked for.
+    pub rerank: Option<RerankSpec>,
+}
+
 /// Converts a search request (`field` prefixes error paths, e.g. `searches[2].`).
-pub fn search(field: &str, r: pb::SearchRequest) -> Result<super::collection::SearchQuery> {
+pub fn search(field: &str, r: pb::SearchRequest) -> Result<SearchPlan> {
     let top_k = r.top_k as usize;
     if !(1..=model::MAX_TOP_K).contains(&top_k) {
         return Err(Error::invalid(
@@ -337,18 +478,102 @@ pub fn search(field: &str, r: pb::SearchRequest) -> Result<super::collection::Se
     {
         return Err(Error::invalid(format!("{field}min_score"), "must be finite"));
     }
-    if r.vector.is_empty() {
+    let text = match (r.vector.is_empty(), r.text.is_empty()) {
+        (true, true) => {
+            return Err(Error::invalid(
+                format!("{field}vector"),
+                "give a vector, or a text for the collection's embedding model",
+            ));
+        }
+        (false, false) => {
+            return Err(Error::invalid(format!("{field}text"), "give vector or text, not both"));
+        }
+        (false, true) => {
+            if r.instruction.is_some() || !r.task.is_empty() {
+                let f = if r.task.is_empty() { "instruction" } else { "task" };
+                return Err(Error::invalid(
+                    format!("{field}{f}"),
+                    "applies to text queries only (this request has a vector)",
+                ));
+            }
+            None
+        }
+        (true, false) => {
+            instruction_in(&format!("{field}instruction"), r.instruction.as_deref())?;
+            Some(TextQuery { text: r.text.clone(), instruction: r.instruction, task: r.task })
+        }
+    };
+    let rerank = match r.rerank {
+        None => None,
+        Some(rr) => {
+            let top_n = match rr.top_n as usize {
+                0 => top_k,
+                n => n,
+            };
+            if !(top_k..=MAX_RERANK_TOP_N.max(top_k)).contains(&top_n) {
+                return Err(Error::invalid(
+                    format!("{field}rerank.top_n"),
+                    format!("must be 0 (top_k) or in top_k..={MAX_RERANK_TOP_N}"),
+                ));
+            }
+            if let Some(m) = rr.min_score
+                && !m.is_finite()
+            {
+                return Err(Error::invalid(format!("{field}rerank.min_score"), "must be finite"));
+            }
+            if r.text.is_empty() {
+                return Err(Error::invalid(
+                    format!("{field}rerank"),
+                    "needs the query as text (the reranker reads query and document texts)",
+                ));
+            }
+            if rr.instruction.is_some() && !rr.task.is_empty() {
+                return Err(Error::invalid(
+                    format!("{field}rerank.task"),
+                    "give instruction or task, not both",
+                ));
+            }
+            instruction_in(&format!("{field}rerank.instruction"), rr.instruction.as_deref())?;
+            Some(RerankSpec {
+                top_n,
+                top_k,
+                instruction: rr.instruction,
+                task: rr.task,
+                min_score: rr.min_score,
+                model: rr.model,
+            })
+        }
+    };
+    // Reranking reads the hits' texts, and a wider vector search feeds it.
+    let mut with = with(r.include);
+    let mut k = top_k;
+    if let Some(rr) = &rerank {
+        k = rr.top_n;
+        with.text = true;
+    }
+    Ok(SearchPlan {
+        query: super::collection::SearchQuery {
+            vector: r.vector,
+            top_k: k,
+            ef: r.ef.map(|e| e as usize),
+            filter: filter(&format!("{field}filter"), r.filter)?,
+            min_score: r.min_score,
+            with,
+        },
+        text,
+        rerank,
+    })
+}
+
+/// Checks the length of an instruction.
+pub fn instruction_in(field: &str, i: Option<&str>) -> Result<()> {
+    if let Some(i) = i
+        && i.len() > model::MAX_INSTRUCTION_BYTES
+    {
         return Err(Error::invalid(
-            format!("{field}vector"),
-            "is required (text queries need an embedding model)",
+            field,
+            format!("at most {} bytes", model::MAX_INSTRUCTION_BYTES),
         ));
     }
-    Ok(super::collection::SearchQuery {
-        vector: r.vector,
-        top_k,
-        ef: r.ef.map(|e| e as usize),
-        filter: filter(&format!("{field}filter"), r.filter)?,
-        min_score: r.min_score,
-        with: with(r.include),
-    })
+    Ok(())
 }

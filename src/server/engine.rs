@@ -164,7 +164,7 @@ impl Engine {
         if self.collections.read().contains_key(name) {
             return Err(Error::CollectionExists { name: name.to_owned() });
         }
-        let rec = self.storage.create_collection(name, config)?;
+        let rec = self.storage.create_collection(name, config.clone())?;
         let c = Collection::open(
             self.storage.clone(),
             rec,
@@ -258,6 +258,8 @@ mod tests {
             hnsw: HnswConfig { m: 8, ef_construction: 64, ef: 64 },
             seal_threshold: 1000,
             seed: 1,
+            model: None,
+            query_instruction: None,
         }
     }
 

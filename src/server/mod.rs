@@ -8,6 +8,7 @@ pub mod engine;
 pub mod grpc;
 pub mod model;
 mod payload_index;
+pub mod registry;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -30,6 +31,20 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     let engine = Arc::new(engine);
     tracing::info!(data_dir = %config.data_dir.display(), collections = engine.list().len(),
         elapsed_ms = started.elapsed().as_millis() as u64, "data opened");
+    let registry_opts = config.registry();
+    let models = tokio::task::spawn_blocking(move || registry::Registry::load(&registry_opts))
+        .await
+        .map_err(|e| Error::Internal { what: format!("model load task failed: {e}") })??;
+    let models = Arc::new(models);
+    for c in engine.list() {
+        // Say at start-up, not at the first request, that a collection's model is missing.
+        let config = c.config();
+        if let Some(b) = &config.model
+            && let Err(e) = models.bound(c.name(), Some(b))
+        {
+            tracing::warn!(collection = c.name(), error = %e, "text requests will be refused");
+        }
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| {
         Error::Io { op: "listen on", path: config.listen.to_string().into(), source }
@@ -40,7 +55,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         source,
     })?;
 
-    let ctx = grpc::Ctx::new(engine.clone(), config.max_inflight);
+    let ctx = grpc::Ctx::new(engine.clone(), models, config.max_inflight);
     let max = config.max_message_bytes;
     let collections =
         proto::collections_server::CollectionsServer::new(grpc::CollectionsService(ctx.clone()))
@@ -50,7 +65,10 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         proto::documents_server::DocumentsServer::new(grpc::DocumentsService(ctx.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
-    let search = proto::search_server::SearchServer::new(grpc::SearchService(ctx))
+    let search = proto::search_server::SearchServer::new(grpc::SearchService(ctx.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let models_service = proto::models_server::ModelsServer::new(grpc::ModelsService(ctx))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -61,6 +79,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         .set_serving::<proto::documents_server::DocumentsServer<grpc::DocumentsService>>()
         .await;
     health_reporter.set_serving::<proto::search_server::SearchServer<grpc::SearchService>>().await;
+    health_reporter.set_serving::<proto::models_server::ModelsServer<grpc::ModelsService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -78,6 +97,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         .add_service(collections)
         .add_service(documents)
         .add_service(search)
+        .add_service(models_service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown_signal(),

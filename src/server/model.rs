@@ -160,8 +160,41 @@ pub struct HnswConfig {
     pub ef: u32,
 }
 
+/// The embedding model a collection's text vectors come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelBinding {
+    /// The model id the server loaded it under (`--model`).
+    pub model: String,
+    /// The hash of its files when the collection was created
+    /// ([`crate::models::fingerprint::hash_files`]).
+    pub hash: String,
+}
+
+/// A collection's default instruction for text queries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryInstruction {
+    /// A sentence of the client's.
+    Text(String),
+    /// A built-in task by name ([`crate::models::instructions::TASKS`]), resolved at query time.
+    Task(String),
+}
+
+impl QueryInstruction {
+    /// The instruction sentence.
+    pub fn text(&self) -> &str {
+        match self {
+            QueryInstruction::Text(t) => t,
+            // Names are checked when set, and built-in names are never removed.
+            QueryInstruction::Task(name) => crate::models::instructions::task(name).unwrap_or(""),
+        }
+    }
+}
+
+/// Longest instruction, in bytes.
+pub const MAX_INSTRUCTION_BYTES: usize = 4096;
+
 /// A collection's settings, with every default resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionConfig {
     /// Dimension of incoming vectors.
     pub dim: u32,
@@ -176,6 +209,12 @@ pub struct CollectionConfig {
     pub seal_threshold: u32,
     /// Seed of the HNSW level assignment, fixed at creation so that replay rebuilds the same graph.
     pub seed: u64,
+    /// The embedding model of text upserts and text queries; `None`: vectors only.
+    #[serde(default)]
+    pub model: Option<ModelBinding>,
+    /// Default instruction of text queries (instruction-following models only).
+    #[serde(default)]
+    pub query_instruction: Option<QueryInstruction>,
 }
 
 /// Default HNSW `m`.

@@ -161,11 +161,9 @@ pub struct Report {
 /// Runs the benchmark described by `args`.
 pub fn run(args: BenchAnnArgs) -> Result<()> {
     validate(&args)?;
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
     let base = load(&args.base, "base")?;
     let queries = load(&args.queries, "queries")?;
@@ -178,23 +176,14 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
         base.dim
     );
     ensure!(base.rows > 0, "{}: no base vectors", args.base.display());
-    ensure!(
-        queries.rows > 0,
-        "{}: no query vectors",
-        args.queries.display()
-    );
+    ensure!(queries.rows > 0, "{}: no query vectors", args.queries.display());
     ensure!(
         base.rows <= u32::MAX as usize,
         "{}: {} rows do not fit u32 ids",
         args.base.display(),
         base.rows
     );
-    ensure!(
-        args.k <= base.rows,
-        "--k {} is larger than the {} base vectors",
-        args.k,
-        base.rows
-    );
+    ensure!(args.k <= base.rows, "--k {} is larger than the {} base vectors", args.k, base.rows);
     let dim = base.dim;
     let stored_dim = args.stored_dim.unwrap_or(dim);
     ensure!(
@@ -242,23 +231,16 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
     // Build.
     let growing = GrowingSegment::new(config, base.rows).context("creating the segment")?;
     let build_seconds = build(&growing, &base, &args.base, threads)?;
-    eprintln!(
-        "built in {build_seconds:.2}s ({:.0} inserts/s)",
-        base.rows as f64 / build_seconds
-    );
+    eprintln!("built in {build_seconds:.2}s ({:.0} inserts/s)", base.rows as f64 / build_seconds);
 
     // Seal, drop the in-memory graph, reopen from disk.
     let out = OutDir::new(args.out_dir.as_deref())?;
-    let file_name = format!(
-        "{dataset}-{dtype_name}-d{stored_dim}-m{}-efc{}.seg",
-        args.m, args.ef_construction
-    );
+    let file_name =
+        format!("{dataset}-{dtype_name}-d{stored_dim}-m{}-efc{}.seg", args.m, args.ef_construction);
     let seg_path = out.path().join(file_name);
     growing.freeze();
     let t = Instant::now();
-    growing
-        .write_sealed(&seg_path)
-        .with_context(|| format!("writing {}", seg_path.display()))?;
+    growing.write_sealed(&seg_path).with_context(|| format!("writing {}", seg_path.display()))?;
     let seal_seconds = t.elapsed().as_secs_f64();
     drop(growing);
     let sealed = SealedSegment::open(&seg_path)
@@ -282,15 +264,9 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
     let warm_n = args.warmup.min(queries.rows);
     let warm = SearchParams::new(args.k, warm_ef);
     for i in 0..warm_n {
-        sealed
-            .search(queries.row(i), &warm)
-            .context("warm-up search")?;
+        sealed.search(queries.row(i), &warm).context("warm-up search")?;
     }
-    let sweep = Sweep {
-        k: args.k,
-        threads,
-        repeat: args.repeat,
-    };
+    let sweep = Sweep { k: args.k, threads, repeat: args.repeat };
     let mut runs = Vec::with_capacity(args.ef.len());
     for &ef in &args.ef {
         runs.push(measure(&sealed, &queries, &gt, &sweep, ef)?);
@@ -338,10 +314,7 @@ fn validate(args: &BenchAnnArgs) -> Result<()> {
     if let Some(&ef) = args.ef.iter().find(|&&ef| ef < args.k) {
         // HNSW cannot return k results from fewer than k candidates; hnswlib silently raises
         // such an ef to k, which would make two rows of the table the same run.
-        bail!(
-            "--ef {ef} is smaller than --k {}; every ef must be >= k",
-            args.k
-        );
+        bail!("--ef {ef} is smaller than --k {}; every ef must be >= k", args.k);
     }
     ensure!(args.repeat >= 1, "--repeat must be at least 1");
     if let Some(t) = args.threads {
@@ -386,15 +359,12 @@ fn load_gt(path: &Path, k: usize, n_queries: usize, n_base: usize) -> Result<Vec
             row[..k]
                 .iter()
                 .map(|&id| {
-                    u32::try_from(id)
-                        .ok()
-                        .filter(|&id| (id as usize) < n_base)
-                        .ok_or_else(|| {
-                            anyhow!(
-                                "{}: row {q} has id {id}, outside the {n_base} base rows",
-                                path.display()
-                            )
-                        })
+                    u32::try_from(id).ok().filter(|&id| (id as usize) < n_base).ok_or_else(|| {
+                        anyhow!(
+                            "{}: row {q} has id {id}, outside the {n_base} base rows",
+                            path.display()
+                        )
+                    })
                 })
                 .collect()
         })
@@ -546,11 +516,7 @@ fn measure(
             if pass == 0 {
                 // Both lists hold at most k distinct ids; a quadratic check beats hashing at
                 // k = 10. Searches are deterministic, so one pass gives the recall.
-                found += hits
-                    .iter()
-                    .take(k)
-                    .filter(|h| truth.contains(&h.id))
-                    .count();
+                found += hits.iter().take(k).filter(|h| truth.contains(&h.id)).count();
             }
         }
         let secs = start.elapsed().as_secs_f64();
@@ -580,10 +546,7 @@ fn measure(
                 .collect();
             for w in workers {
                 // The count is only consumed so the searches cannot be optimised away.
-                std::hint::black_box(
-                    w.join()
-                        .map_err(|_| anyhow!("a search thread panicked"))??,
-                );
+                std::hint::black_box(w.join().map_err(|_| anyhow!("a search thread panicked"))??);
             }
             Ok(())
         })?;
@@ -685,10 +648,7 @@ impl OutDir {
         if let Some(dir) = user {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating --out-dir {}", dir.display()))?;
-            return Ok(Self {
-                path: dir.to_path_buf(),
-                remove: false,
-            });
+            return Ok(Self { path: dir.to_path_buf(), remove: false });
         }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -724,9 +684,7 @@ mod tests {
         Vectors {
             rows,
             dim,
-            data: (0..rows * dim)
-                .map(|_| rng.random_range(-1.0f32..1.0))
-                .collect(),
+            data: (0..rows * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
             source_type: vecio::ElemType::F32,
         }
     }
@@ -760,12 +718,8 @@ mod tests {
             data: vec![0.0, 0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 0.0],
             source_type: vecio::ElemType::F32,
         };
-        let queries = Vectors {
-            rows: 1,
-            dim: 2,
-            data: vec![5.0, 0.0],
-            source_type: vecio::ElemType::F32,
-        };
+        let queries =
+            Vectors { rows: 1, dim: 2, data: vec![5.0, 0.0], source_type: vecio::ElemType::F32 };
         assert_eq!(exact_top_k(&base, &queries, 2), vec![vec![1, 2]]);
         assert_eq!(exact_top_k(&base, &queries, 4), vec![vec![1, 2, 4]]);
     }
@@ -774,12 +728,7 @@ mod tests {
     fn dot_f64_matches_sequential_sum() {
         let v = random(1, 37, 3);
         let w = random(1, 37, 4);
-        let seq: f64 = v
-            .data
-            .iter()
-            .zip(&w.data)
-            .map(|(a, b)| f64::from(*a) * f64::from(*b))
-            .sum();
+        let seq: f64 = v.data.iter().zip(&w.data).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
         assert!((dot_f64(&v.data, &w.data) - seq).abs() < 1e-12);
     }
 
@@ -805,10 +754,7 @@ mod tests {
 
     #[test]
     fn dataset_name_is_the_directory() {
-        assert_eq!(
-            dataset_name(Path::new("data/glove-50/base.npy")),
-            "glove-50"
-        );
+        assert_eq!(dataset_name(Path::new("data/glove-50/base.npy")), "glove-50");
         assert_eq!(dataset_name(Path::new("base.npy")), "base");
     }
 }

@@ -9,7 +9,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::models::{
-    BatchLimits, DEFAULT_MODEL_DIR, EmbedKind, Embedder, EmbedderConfig, EmbeddingModel, LoadOptions, plan_batches,
+    BatchLimits, DEFAULT_MODEL_DIR, EmbedKind, Embedder, EmbedderConfig, EmbeddingModel,
+    LoadOptions, plan_batches,
 };
 
 /// Arguments of `hirevec bench embed`.
@@ -80,21 +81,30 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
     let truncated = encoded.iter().filter(|e| e.truncated).count();
     let mut results = Vec::new();
     for &bs in &args.batch_sizes {
-        let limits = BatchLimits { max_batch_tokens: args.max_batch_tokens, max_batch_texts: bs.max(1) };
-        let padded_tokens: u64 = plan_batches(&lengths, limits)
-            .iter()
-            .map(|b| (b.len() * lengths[b[0]]) as u64)
-            .sum();
-        let config = EmbedderConfig { limits, max_pending_texts: texts.len(), max_request_texts: texts.len() };
+        let limits =
+            BatchLimits { max_batch_tokens: args.max_batch_tokens, max_batch_texts: bs.max(1) };
+        let padded_tokens: u64 =
+            plan_batches(&lengths, limits).iter().map(|b| (b.len() * lengths[b[0]]) as u64).sum();
+        let config = EmbedderConfig {
+            limits,
+            max_pending_texts: texts.len(),
+            max_request_texts: texts.len(),
+        };
         let embedder = Embedder::spawn(model.clone(), config)?;
         // Warm-up: first touches of the weights and allocator growth are not throughput.
-        embedder.embed_blocking(texts[..texts.len().min(bs.max(8))].to_vec(), EmbedKind::Document)?;
+        embedder
+            .embed_blocking(texts[..texts.len().min(bs.max(8))].to_vec(), EmbedKind::Document)?;
         let mut best = f64::INFINITY;
         for _ in 0..args.repeat.max(1) {
             let t0 = Instant::now();
             let out = embedder.embed_blocking(texts.clone(), EmbedKind::Document)?;
             best = best.min(t0.elapsed().as_secs_f64());
-            anyhow::ensure!(out.len() == texts.len(), "got {} vectors for {} texts", out.len(), texts.len());
+            anyhow::ensure!(
+                out.len() == texts.len(),
+                "got {} vectors for {} texts",
+                out.len(),
+                texts.len()
+            );
         }
         let row = Row {
             batch_size: bs,
@@ -104,7 +114,10 @@ pub fn run(args: BenchEmbedArgs) -> anyhow::Result<()> {
             tokens,
             padded_tokens,
         };
-        eprintln!("batch {bs:>4}: {:>8.1} docs/s {:>9.0} tokens/s ({best:.2} s)", row.docs_per_s, row.tokens_per_s);
+        eprintln!(
+            "batch {bs:>4}: {:>8.1} docs/s {:>9.0} tokens/s ({best:.2} s)",
+            row.docs_per_s, row.tokens_per_s
+        );
         results.push(row);
     }
     let report = Report {

@@ -9,8 +9,8 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::models::{
-    BatchLimits, DEFAULT_MODEL_DIR, EmbedKind, EmbedOutput, Embedder, EmbedderConfig, EmbeddingModel, LoadOptions,
-    instructions,
+    BatchLimits, DEFAULT_MODEL_DIR, EmbedKind, EmbedOutput, Embedder, EmbedderConfig,
+    EmbeddingModel, LoadOptions, instructions,
 };
 
 /// Texts sent to the queue per request: large enough to fill batches, small enough for a
@@ -75,7 +75,11 @@ pub fn read_texts(path: &Path, limit: Option<usize>) -> anyhow::Result<Vec<Strin
 }
 
 /// The embedding kind the flags ask for.
-pub fn kind_from_flags(query: bool, instruction: Option<String>, task: Option<&str>) -> anyhow::Result<EmbedKind> {
+pub fn kind_from_flags(
+    query: bool,
+    instruction: Option<String>,
+    task: Option<&str>,
+) -> anyhow::Result<EmbedKind> {
     let instruction = match (instruction, task) {
         (Some(i), _) => Some(i),
         (None, Some(t)) => Some(instructions::task(t)?.to_owned()),
@@ -91,7 +95,10 @@ pub fn kind_from_flags(query: bool, instruction: Option<String>, task: Option<&s
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let kind = kind_from_flags(args.query, args.instruction, args.task.as_deref())?;
     let texts = read_texts(&args.input, None)?;
-    let model = EmbeddingModel::load(&args.model, &LoadOptions { max_tokens: args.max_tokens, ..LoadOptions::default() })?;
+    let model = EmbeddingModel::load(
+        &args.model,
+        &LoadOptions { max_tokens: args.max_tokens, ..LoadOptions::default() },
+    )?;
     let info = model.info().clone();
     if let Some(d) = args.dimensions
         && (d == 0 || d > info.dim)
@@ -100,7 +107,10 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     }
     tracing::info!(model = %info.id, arch = info.architecture, dim = info.dim, max_tokens = info.max_tokens, compute = %info.compute, texts = texts.len(), "embedding");
     let config = EmbedderConfig {
-        limits: BatchLimits { max_batch_tokens: args.max_batch_tokens, max_batch_texts: args.max_batch_texts },
+        limits: BatchLimits {
+            max_batch_tokens: args.max_batch_tokens,
+            max_batch_texts: args.max_batch_texts,
+        },
         max_pending_texts: CHUNK,
         max_request_texts: CHUNK,
     };
@@ -126,7 +136,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     write_atomically(&args.output, &vectors, dim)?;
     if truncated > 0 {
-        tracing::warn!(truncated, max_tokens = info.max_tokens, "texts were cut to the token limit");
+        tracing::warn!(
+            truncated,
+            max_tokens = info.max_tokens,
+            "texts were cut to the token limit"
+        );
     }
     eprintln!(
         "wrote {} x {dim} to {} ({tokens} tokens, {truncated} texts truncated at {} tokens)",
@@ -141,7 +155,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
 /// half-written file under the real name.
 fn write_atomically(path: &Path, data: &[f32], dim: usize) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out.npy")));
+    let tmp = dir
+        .join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out.npy")));
     super::vecio::write_npy_f32(&tmp, data, dim)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;

@@ -4,5 +4,7 @@
 
 pub mod bench_ann;
 pub mod bench_embed;
+pub mod bench_rerank;
 pub mod embed;
+pub mod rerank;
 pub mod vecio;

@@ -46,17 +46,11 @@ pub enum VecIoError {
 pub type Result<T> = std::result::Result<T, VecIoError>;
 
 fn format_err(path: &Path, reason: impl Into<String>) -> VecIoError {
-    VecIoError::Format {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
+    VecIoError::Format { path: path.to_path_buf(), reason: reason.into() }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> VecIoError + '_ {
-    move |source| VecIoError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| VecIoError::Io { path: path.to_path_buf(), source }
 }
 
 /// Element type a vector file stored its values in (they are always returned as f32).
@@ -99,17 +93,10 @@ impl Vectors {
 
 /// Reads `.npy` or `.fvecs` according to the file's extension.
 pub fn read_vectors(path: &Path) -> Result<Vectors> {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("npy") => read_npy(path),
         Some("fvecs") => read_fvecs(path),
-        _ => Err(VecIoError::UnknownExtension {
-            path: path.to_path_buf(),
-        }),
+        _ => Err(VecIoError::UnknownExtension { path: path.to_path_buf() }),
     }
 }
 
@@ -127,10 +114,7 @@ pub fn read_npy(path: &Path) -> Result<Vectors> {
 /// Parses the bytes of a `.npy` file; `path` only names the file in errors.
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
     if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
-        return Err(format_err(
-            path,
-            "not a .npy file (missing \\x93NUMPY magic)",
-        ));
+        return Err(format_err(path, "not a .npy file (missing \\x93NUMPY magic)"));
     }
     let (major, minor) = (bytes[6], bytes[7]);
     // Version 1 has a u16 header length, versions 2 and 3 a u32 (3 only changes the header's
@@ -141,10 +125,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
             if bytes.len() < 12 {
                 return Err(format_err(path, "truncated .npy header"));
             }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
         }
         _ => {
             return Err(format_err(
@@ -177,10 +158,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
         ">f4" | ">f2" => {
             return Err(format_err(
                 path,
-                format!(
-                    "big-endian dtype '{}'; convert with arr.astype('<f4')",
-                    header.descr
-                ),
+                format!("big-endian dtype '{}'; convert with arr.astype('<f4')", header.descr),
             ));
         }
         other => {
@@ -201,10 +179,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
         _ => {
             return Err(format_err(
                 path,
-                format!(
-                    "expected a 2-D array (rows, dim), got shape {:?}",
-                    header.shape
-                ),
+                format!("expected a 2-D array (rows, dim), got shape {:?}", header.shape),
             ));
         }
     };
@@ -226,24 +201,17 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
             format!(
                 "shape ({rows}, {dim}) of {elem} needs {expected} data bytes, file has {}{}",
                 payload.len(),
-                if payload.len() < expected {
-                    " (truncated?)"
-                } else {
-                    ""
-                }
+                if payload.len() < expected { " (truncated?)" } else { "" }
             ),
         ));
     }
     let data: Vec<f32> = match elem {
-        ElemType::F32 => payload
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+        ElemType::F32 => {
+            payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        }
         ElemType::F16 => {
-            let halves: Vec<f16> = payload
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let halves: Vec<f16> =
+                payload.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect();
             let mut data = vec![0f32; halves.len()];
             // The slice conversion uses F16C/NEON when the CPU has it, several times faster
             // than converting one value at a time on a 100 MB file.
@@ -251,12 +219,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Vectors> {
             data
         }
     };
-    Ok(Vectors {
-        rows,
-        dim,
-        data,
-        source_type: elem,
-    })
+    Ok(Vectors { rows, dim, data, source_type: elem })
 }
 
 /// The three keys of a `.npy` header dictionary, e.g.
@@ -368,10 +331,7 @@ fn npy_header_bytes(descr: &str, rows: usize, dim: usize) -> Vec<u8> {
 
 fn check_shape(path: &Path, len: usize, dim: usize) -> Result<usize> {
     if dim == 0 || !len.is_multiple_of(dim) {
-        return Err(format_err(
-            path,
-            format!("{len} values do not make rows of dimension {dim}"),
-        ));
+        return Err(format_err(path, format!("{len} values do not make rows of dimension {dim}")));
     }
     Ok(len / dim)
 }
@@ -381,8 +341,7 @@ pub fn write_npy_f32(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     let rows = check_shape(path, data.len(), dim)?;
     let mut out = npy_header_bytes("<f4", rows, dim);
     out.reserve(data.len() * 4);
-    data.iter()
-        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     fs::write(path, out).map_err(io_err(path))
 }
 
@@ -391,8 +350,7 @@ pub fn write_npy_f16(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     let rows = check_shape(path, data.len(), dim)?;
     let mut out = npy_header_bytes("<f2", rows, dim);
     out.reserve(data.len() * 2);
-    data.iter()
-        .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes()));
+    data.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes()));
     fs::write(path, out).map_err(io_err(path))
 }
 
@@ -406,10 +364,7 @@ fn parse_xvecs<'a>(path: &Path, bytes: &'a [u8], what: &str) -> Result<(usize, V
         return Ok((0, Vec::new()));
     }
     if bytes.len() < 4 {
-        return Err(format_err(
-            path,
-            format!("truncated {what}: {} bytes", bytes.len()),
-        ));
+        return Err(format_err(path, format!("truncated {what}: {} bytes", bytes.len())));
     }
     let first = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if first <= 0 {
@@ -453,17 +408,9 @@ pub fn read_fvecs(path: &Path) -> Result<Vectors> {
     }
     let data = rows
         .iter()
-        .flat_map(|r| {
-            r.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        })
+        .flat_map(|r| r.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
         .collect();
-    Ok(Vectors {
-        rows: rows.len(),
-        dim,
-        data,
-        source_type: ElemType::F32,
-    })
+    Ok(Vectors { rows: rows.len(), dim, data, source_type: ElemType::F32 })
 }
 
 /// Reads an `.ivecs` file (e.g. ground-truth neighbour ids), one `Vec<i32>` per row.
@@ -472,11 +419,7 @@ pub fn read_ivecs(path: &Path) -> Result<Vec<Vec<i32>>> {
     let (_, rows) = parse_xvecs(path, &bytes, ".ivecs")?;
     Ok(rows
         .iter()
-        .map(|r| {
-            r.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        })
+        .map(|r| r.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
         .collect())
 }
 
@@ -484,12 +427,9 @@ fn write_xvecs(path: &Path, rows: impl Iterator<Item = Vec<[u8; 4]>>) -> Result<
     let file = fs::File::create(path).map_err(io_err(path))?;
     let mut w = io::BufWriter::new(file);
     for row in rows {
-        let d = i32::try_from(row.len())
-            .ok()
-            .filter(|d| *d > 0)
-            .ok_or_else(|| {
-                format_err(path, format!("cannot write a row of length {}", row.len()))
-            })?;
+        let d = i32::try_from(row.len()).ok().filter(|d| *d > 0).ok_or_else(|| {
+            format_err(path, format!("cannot write a row of length {}", row.len()))
+        })?;
         w.write_all(&d.to_le_bytes()).map_err(io_err(path))?;
         for word in row {
             w.write_all(&word).map_err(io_err(path))?;
@@ -501,20 +441,12 @@ fn write_xvecs(path: &Path, rows: impl Iterator<Item = Vec<[u8; 4]>>) -> Result<
 /// Writes `data` (rows of `dim` values) as `.fvecs`.
 pub fn write_fvecs(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     check_shape(path, data.len(), dim)?;
-    write_xvecs(
-        path,
-        data.chunks_exact(dim)
-            .map(|r| r.iter().map(|v| v.to_le_bytes()).collect()),
-    )
+    write_xvecs(path, data.chunks_exact(dim).map(|r| r.iter().map(|v| v.to_le_bytes()).collect()))
 }
 
 /// Writes rows of ids as `.ivecs`; all rows should have the same length to be readable back.
 pub fn write_ivecs(path: &Path, rows: &[Vec<i32>]) -> Result<()> {
-    write_xvecs(
-        path,
-        rows.iter()
-            .map(|r| r.iter().map(|v| v.to_le_bytes()).collect()),
-    )
+    write_xvecs(path, rows.iter().map(|r| r.iter().map(|v| v.to_le_bytes()).collect()))
 }
 
 #[cfg(test)]
@@ -534,10 +466,7 @@ mod tests {
         match r {
             Err(e @ VecIoError::Format { .. }) => {
                 let msg = e.to_string();
-                assert!(
-                    msg.contains(needle),
-                    "error {msg:?} should mention {needle:?}"
-                );
+                assert!(msg.contains(needle), "error {msg:?} should mention {needle:?}");
             }
             other => panic!("expected a format error mentioning {needle:?}, got {other:?}"),
         }
@@ -611,66 +540,19 @@ mod tests {
         assert_format_err(parse_npy(p, b"PK\x03\x04 not numpy at all"), "magic");
         assert_format_err(parse_npy(p, b"\x93NUMPY\x09\x00\x10\x00"), "version 9.0");
         // Header length points past the end of the file.
-        assert_format_err(
-            parse_npy(p, b"\x93NUMPY\x01\x00\xff\x00{'descr'"),
-            "truncated",
-        );
+        assert_format_err(parse_npy(p, b"\x93NUMPY\x01\x00\xff\x00{'descr'"), "truncated");
         let cases = [
-            (
-                "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }",
-                32,
-                "'<f8'",
-            ),
-            (
-                "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }",
-                16,
-                "big-endian",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
-                16,
-                "Fortran",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
-                16,
-                "2-D",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 1), }",
-                16,
-                "2-D",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 0), }",
-                0,
-                "dimension 0",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
-                15,
-                "truncated",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
-                17,
-                "needs 16",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False }",
-                16,
-                "no 'shape'",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2, 2) }",
-                16,
-                "True/False",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }",
-                16,
-                "bad shape",
-            ),
+            ("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", 32, "'<f8'"),
+            ("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", 16, "big-endian"),
+            ("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, "Fortran"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 16, "2-D"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 1), }", 16, "2-D"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 0), }", 0, "dimension 0"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 15, "truncated"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 17, "needs 16"),
+            ("{'descr': '<f4', 'fortran_order': False }", 16, "no 'shape'"),
+            ("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2, 2) }", 16, "True/False"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 16, "bad shape"),
             (
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': 1}",
                 16,
@@ -689,14 +571,9 @@ mod tests {
 
     #[test]
     fn npy_huge_shape_does_not_allocate_or_panic() {
-        let dict = format!(
-            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 2), }}",
-            usize::MAX
-        );
-        assert_format_err(
-            parse_npy(Path::new("h.npy"), &npy_with_header(&dict, 8)),
-            "overflows",
-        );
+        let dict =
+            format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 2), }}", usize::MAX);
+        assert_format_err(parse_npy(Path::new("h.npy"), &npy_with_header(&dict, 8)), "overflows");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hirevec::proto;
 use hirevec::proto::collections_client::CollectionsClient;
 use hirevec::proto::documents_client::DocumentsClient;
+use hirevec::proto::models_client::ModelsClient;
 use hirevec::proto::search_client::SearchClient;
 use tonic::transport::Channel;
 
@@ -33,6 +34,9 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            // No embedding model unless a test asks for one with --model (flags beat the
+            // environment): loading one costs start-up time most tests do not need.
+            .env("HIREVEC_MODEL", "none")
             .env("HIREVEC_LOG", std::env::var("HIREVEC_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -72,7 +76,8 @@ impl Server {
             documents: DocumentsClient::new(ch.clone())
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
-            search: SearchClient::new(ch),
+            search: SearchClient::new(ch.clone()),
+            models: ModelsClient::new(ch),
         }
     }
 
@@ -104,6 +109,35 @@ pub struct Clients {
     pub collections: CollectionsClient<Channel>,
     pub documents: DocumentsClient<Channel>,
     pub search: SearchClient<Channel>,
+    pub models: ModelsClient<Channel>,
+}
+
+/// The package root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// all-MiniLM-L6-v2, fetched with the set-up script when absent, so tests that need it fail
+/// loudly (never skip) on a machine where the weights cannot be had.
+pub fn minilm_dir() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let dir = root().join("models/all-MiniLM-L6-v2");
+        if !dir.join("model.safetensors").is_file() {
+            let status = Command::new("bash")
+                .arg(root().join("scripts/setup-models.sh"))
+                .status()
+                .expect("run scripts/setup-models.sh");
+            assert!(status.success(), "scripts/setup-models.sh failed");
+        }
+        dir
+    })
+    .clone()
+}
+
+/// The tiny random Qwen3-Embedding of ../shared/fixtures (real tokenizer, random weights).
+pub fn tiny_qwen3_dir() -> PathBuf {
+    root().join("../shared/fixtures/tiny-qwen3/embedding")
 }
 
 /// The seed of a randomized test: `HIREVEC_TEST_SEED` or the given default, printed so a failure
