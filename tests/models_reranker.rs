@@ -159,7 +159,7 @@ fn truncation_cuts_the_document_and_keeps_the_closing_tokens() {
         .get_ids()
         .len();
     assert_eq!(prompts[0].ids[..head - 1], prompts[1].ids[..head - 1]);
-    let out = model.score(&[long.clone()], BatchLimits::default()).unwrap();
+    let out = model.score(std::slice::from_ref(&long), BatchLimits::default()).unwrap();
     assert!(out.truncated[0] && out.scores[0] > 0.0 && out.scores[0] < 1.0);
 
     // A query that alone exceeds the limit is refused, not cut.

@@ -70,6 +70,24 @@ async fn embed(
         .embeddings
 }
 
+/// Creates collection "x" bound to `model` with a default query task (refused in these tests).
+async fn create_with_task(
+    c: &mut Clients,
+    model: &str,
+    task: &str,
+) -> Result<tonic::Response<proto::CollectionInfo>, tonic::Status> {
+    c.collections
+        .create(proto::CreateCollectionRequest {
+            name: "x".into(),
+            config: Some(proto::CollectionConfig {
+                model: model.into(),
+                query_task: task.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+}
+
 fn text_search(collection: &str, text: &str, top_k: u32) -> proto::SearchRequest {
     proto::SearchRequest {
         collection: collection.into(),
@@ -229,16 +247,7 @@ async fn minilm_text_upsert_and_search_round_trip() {
     with_task.task = "jd_to_resume".into();
     assert_status(c.search.search(with_task).await, Code::InvalidArgument, "task");
     assert_status(
-        c.collections
-            .create(proto::CreateCollectionRequest {
-                name: "x".into(),
-                config: Some(proto::CollectionConfig {
-                    model: model.into(),
-                    query_task: "jd_to_resume".into(),
-                    ..Default::default()
-                }),
-            })
-            .await,
+        create_with_task(&mut c, model, "jd_to_resume").await,
         Code::InvalidArgument,
         "config.query_task",
     );
@@ -358,16 +367,7 @@ async fn qwen3_query_instructions_default_override_and_off() {
     let mut c = server.clients().await;
 
     assert_status(
-        c.collections
-            .create(proto::CreateCollectionRequest {
-                name: "x".into(),
-                config: Some(proto::CollectionConfig {
-                    model: model.into(),
-                    query_task: "cv_to_everything".into(),
-                    ..Default::default()
-                }),
-            })
-            .await,
+        create_with_task(&mut c, model, "cv_to_everything").await,
         Code::InvalidArgument,
         "config.query_task",
     );

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::device::Compute;
-use super::layers::{Linear, attention};
+use super::layers::{self, Linear, attention};
 
 /// The fields of a BERT config.json this encoder reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -255,7 +255,7 @@ impl Bert {
             x = layer.attn_norm.forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
             let inter = layer.inter.forward(&x)?;
             let inter = match self.act {
-                Act::GeluErf => inter.gelu_erf()?,
+                Act::GeluErf => layers::gelu_erf(&inter)?,
                 Act::GeluTanh => inter.gelu()?,
                 Act::Relu => inter.relu()?,
             };

@@ -137,23 +137,15 @@ impl Registry {
     /// The reranker `id` (the default one for `""`); `field` names the request field for the
     /// error.
     pub fn reranker(&self, field: &str, id: &str) -> Result<&Reranker> {
-        let id = match id {
-            "" => self.default_reranker.as_deref().ok_or_else(|| Error::FailedPrecondition {
-                what: "no reranker is loaded (start the server with --reranker DIR|ID, e.g. a \
-                       Qwen3-Reranker-0.6B folder)"
-                    .to_owned(),
-            })?,
-            id => id,
-        };
-        self.rerankers.get(id).ok_or_else(|| {
-            Error::invalid(
-                field,
-                format!(
-                    "reranker {id:?} is not loaded; loaded: [{}]",
-                    self.rerankers.keys().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
+        lookup(
+            &self.rerankers,
+            self.default_reranker.as_deref(),
+            field,
+            id,
+            "reranker",
+            "no reranker is loaded (start the server with --reranker DIR|ID, e.g. a \
+             Qwen3-Reranker-0.6B folder)",
+        )
     }
 
     /// A registry holding the given embedders (the first is the default); for tests and tools
@@ -181,23 +173,15 @@ impl Registry {
     /// The embedding model `id` (the default one for `""`); `field` names the request field for
     /// the error.
     pub fn embedder(&self, field: &str, id: &str) -> Result<&Embedder> {
-        let id = match id {
-            "" => self.default_embedder.as_deref().ok_or_else(|| Error::FailedPrecondition {
-                what: "no embedding model is loaded (start the server with --model DIR|ID; the \
-                       default model comes from scripts/setup-models.sh)"
-                    .to_owned(),
-            })?,
-            id => id,
-        };
-        self.embedders.get(id).ok_or_else(|| {
-            Error::invalid(
-                field,
-                format!(
-                    "model {id:?} is not loaded; loaded: [{}]",
-                    self.embedders.keys().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
+        lookup(
+            &self.embedders,
+            self.default_embedder.as_deref(),
+            field,
+            id,
+            "model",
+            "no embedding model is loaded (start the server with --model DIR|ID; the default \
+             model comes from scripts/setup-models.sh)",
+        )
     }
 
     /// The binding a new collection gets for model `id`.
@@ -241,6 +225,30 @@ impl Registry {
         }
         Ok(e)
     }
+}
+
+/// Model `id` of `models`, or the default one for `""`. A request naming a model that is not
+/// loaded is bad input (INVALID_ARGUMENT on `field`); asking for the default when there is none
+/// is the server's state (FAILED_PRECONDITION, with `none` saying how to start it).
+fn lookup<'a, T>(
+    models: &'a BTreeMap<String, T>,
+    default: Option<&str>,
+    field: &str,
+    id: &str,
+    what: &str,
+    none: &str,
+) -> Result<&'a T> {
+    let id = match id {
+        "" => default.ok_or_else(|| Error::FailedPrecondition { what: none.to_owned() })?,
+        id => id,
+    };
+    models.get(id).ok_or_else(|| {
+        let loaded: Vec<String> = models.keys().map(|k| format!("{k:?}")).collect();
+        Error::invalid(
+            field,
+            format!("{what} {id:?} is not loaded; loaded: [{}]", loaded.join(", ")),
+        )
+    })
 }
 
 /// Facts about every loaded model, for `Models.List`, with whether it is its kind's default.
