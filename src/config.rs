@@ -66,6 +66,14 @@ pub struct ServeConfig {
     /// documents are cut and reported as truncated.
     #[arg(long, env = "HIREVEC_RERANK_MAX_TOKENS")]
     pub rerank_max_tokens: Option<usize>,
+    /// API key granting every call, sent as `authorization: Bearer KEY` or `api-key: KEY`.
+    /// Prefer the environment variable: command lines are visible to other local users.
+    #[arg(long, env = "HIREVEC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// API key granting the calls that change nothing (get, count, scroll, search, list, embed,
+    /// rerank). Needs --api-key.
+    #[arg(long, env = "HIREVEC_READ_ONLY_API_KEY", hide_env_values = true)]
+    pub read_only_api_key: Option<String>,
 }
 
 impl ServeConfig {
@@ -82,6 +90,27 @@ impl ServeConfig {
         }
         if !(self.compaction_threshold > 0.0 && self.compaction_threshold <= 1.0) {
             return Err(Error::invalid("--compaction-threshold", "must be in (0, 1]"));
+        }
+        if self.read_only_api_key.is_some() && self.api_key.is_none() {
+            return Err(Error::invalid(
+                "--read-only-api-key",
+                "needs --api-key too (otherwise nothing could write)",
+            ));
+        }
+        for (flag, key) in
+            [("--api-key", &self.api_key), ("--read-only-api-key", &self.read_only_api_key)]
+        {
+            if let Some(k) = key
+                && (k.len() < 16 || k.bytes().any(|b| !b.is_ascii_graphic()))
+            {
+                return Err(Error::invalid(
+                    flag,
+                    "must be at least 16 printable ASCII characters without spaces",
+                ));
+            }
+        }
+        if self.api_key.is_some() && self.api_key == self.read_only_api_key {
+            return Err(Error::invalid("--read-only-api-key", "must differ from --api-key"));
         }
         if self.rerank_max_tokens.is_some_and(|t| t < 128) {
             return Err(Error::invalid("--rerank-max-tokens", "must be at least 128"));

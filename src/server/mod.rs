@@ -1,6 +1,7 @@
 //! The server: the gRPC edge (`grpc`, `convert`) over the engine (`engine`, `collection`,
 //! `payload_index`), which reaches RocksDB only through `crate::storage` and vectors only through
 //! `hirevec_index`.
+pub mod auth;
 pub mod bench_restart;
 pub mod collection;
 pub mod convert;
@@ -91,7 +92,12 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "serving");
 
+    let keys = auth::Keys::new(config.api_key.as_deref(), config.read_only_api_key.as_deref());
+    if keys.is_none() {
+        tracing::warn!("no --api-key: anyone who can reach {addr} can read and write");
+    }
     let result = tonic::transport::Server::builder()
+        .layer(auth::AuthLayer::new(keys))
         .add_service(health)
         .add_service(reflection)
         .add_service(collections)

@@ -1,0 +1,85 @@
+//! API keys through the real server: who may call what, and that a refused call changes nothing.
+mod common;
+
+use common::*;
+use hirevec::proto;
+use hirevec::proto::DocumentKind::Resume;
+use tonic::{Code, Request};
+
+const FULL: &str = "full-key-0123456789abcdef";
+const READ: &str = "read-key-0123456789abcdef";
+
+/// `msg` with `header: value` metadata (None: no key at all).
+fn keyed<T>(msg: T, header: Option<(&'static str, &str)>) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Some((h, v)) = header {
+        r.metadata_mut().insert(h, v.parse().unwrap());
+    }
+    r
+}
+
+fn code<T>(r: Result<T, tonic::Status>) -> Code {
+    match r {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_gate_reads_and_writes_and_health_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--api-key", FULL, "--read-only-api-key", READ]);
+    let mut c = server.clients().await;
+    let bearer_full = format!("Bearer {FULL}");
+    let full = Some(("authorization", bearer_full.as_str()));
+    let read = Some(("api-key", READ));
+    let wrong = Some(("api-key", "not-the-key-0123456789"));
+
+    let create = || proto::CreateCollectionRequest { name: "cvs".into(), config: Some(config(4)) };
+    assert_eq!(code(c.collections.create(keyed(create(), None)).await), Code::Unauthenticated);
+    assert_eq!(code(c.collections.create(keyed(create(), wrong)).await), Code::Unauthenticated);
+    assert_eq!(code(c.collections.create(keyed(create(), read)).await), Code::PermissionDenied);
+    // A refused create made nothing: the full key can still create the name.
+    assert_eq!(code(c.collections.create(keyed(create(), full)).await), Code::Ok);
+
+    let upsert = || proto::UpsertRequest {
+        collection: "cvs".into(),
+        documents: vec![doc("cv-1", Resume, vec![0.1, 0.2, 0.3, 0.4], &[])],
+    };
+    assert_eq!(code(c.documents.upsert(keyed(upsert(), read)).await), Code::PermissionDenied);
+    let count = || proto::CountRequest { collection: "cvs".into(), filter: None };
+    let n = c.documents.count(keyed(count(), read)).await.unwrap().into_inner().count;
+    assert_eq!(n, 0, "the refused upsert wrote nothing");
+    assert_eq!(code(c.documents.upsert(keyed(upsert(), full)).await), Code::Ok);
+    // `api-key:` works for the full key too.
+    assert_eq!(code(c.documents.upsert(keyed(upsert(), Some(("api-key", FULL)))).await), Code::Ok);
+
+    // Reads: both keys; no key or a wrong one is refused.
+    let search = || proto::SearchRequest {
+        collection: "cvs".into(),
+        vector: vec![0.1, 0.2, 0.3, 0.4],
+        top_k: 1,
+        ..Default::default()
+    };
+    let hits = c.search.search(keyed(search(), read)).await.unwrap().into_inner().hits;
+    assert_eq!(hits[0].id, "cv-1");
+    assert_eq!(code(c.search.search(keyed(search(), full)).await), Code::Ok);
+    assert_eq!(code(c.search.search(keyed(search(), None)).await), Code::Unauthenticated);
+    assert_eq!(code(c.search.search(keyed(search(), wrong)).await), Code::Unauthenticated);
+    let list = proto::ListCollectionsRequest {};
+    assert_eq!(code(c.collections.list(keyed(list, read)).await), Code::Ok);
+    let del = proto::DeleteCollectionRequest { name: "cvs".into() };
+    assert_eq!(code(c.collections.delete(keyed(del, read)).await), Code::PermissionDenied);
+    assert_eq!(c.documents.count(keyed(count(), full)).await.unwrap().into_inner().count, 1);
+
+    // Health needs no key.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    server.stop();
+}
