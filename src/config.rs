@@ -74,6 +74,12 @@ pub struct ServeConfig {
     /// rerank). Needs --api-key.
     #[arg(long, env = "HIREVEC_READ_ONLY_API_KEY", hide_env_values = true)]
     pub read_only_api_key: Option<String>,
+    /// TLS: the server's certificate chain (PEM). With --tls-key, the server speaks only TLS.
+    #[arg(long, env = "HIREVEC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the private key of --tls-cert (PEM).
+    #[arg(long, env = "HIREVEC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeConfig {

@@ -83,3 +83,60 @@ async fn api_keys_gate_reads_and_writes_and_health_stays_open() {
     assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_with_a_generated_certificate_and_refuses_plaintext() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+    );
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&cert_pem))
+        .domain_name("localhost");
+    let ch = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("TLS connect");
+    let mut collections = proto::collections_client::CollectionsClient::new(ch);
+    collections
+        .create(proto::CreateCollectionRequest { name: "cvs".into(), config: Some(config(4)) })
+        .await
+        .expect("create over TLS");
+    let listed = collections.list(proto::ListCollectionsRequest {}).await.unwrap().into_inner();
+    assert_eq!(listed.collections.len(), 1);
+
+    // Plaintext HTTP/2 to the TLS port gets no gRPC answer.
+    let plain = async {
+        let ch = Channel::from_shared(format!("http://{}", server.addr)).unwrap().connect().await?;
+        proto::collections_client::CollectionsClient::new(ch)
+            .list(proto::ListCollectionsRequest {})
+            .await
+            .map_err(|s| -> Box<dyn std::error::Error> { s.into() })?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    };
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(20), plain).await;
+    assert!(!matches!(outcome, Ok(Ok(()))), "a plaintext call must not succeed");
+
+    // A client that does not trust the certificate is refused at the handshake.
+    let untrusted = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(ClientTlsConfig::new().domain_name("localhost"))
+        .unwrap()
+        .connect()
+        .await;
+    assert!(untrusted.is_err(), "an untrusted certificate must fail the handshake");
+    server.stop();
+}

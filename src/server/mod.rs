@@ -87,16 +87,29 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         .build_v1()
         .map_err(|e| Error::Internal { what: format!("reflection service: {e}") })?;
 
+    let keys = auth::Keys::new(config.api_key.as_deref(), config.read_only_api_key.as_deref());
+    if keys.is_none() {
+        tracing::warn!("no --api-key: anyone who can reach {addr} can read and write");
+    }
+    let mut builder = tonic::transport::Server::builder();
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read(p).map_err(|source| Error::Io { op: "read", path: p.clone(), source })
+        };
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| {
+            Error::invalid("--tls-cert", format!("unusable certificate or key: {e}"))
+        })?;
+        tracing::info!(cert = %cert.display(), "TLS on");
+    }
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("listening on {addr}");
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "serving");
 
-    let keys = auth::Keys::new(config.api_key.as_deref(), config.read_only_api_key.as_deref());
-    if keys.is_none() {
-        tracing::warn!("no --api-key: anyone who can reach {addr} can read and write");
-    }
-    let result = tonic::transport::Server::builder()
+    let result = builder
         .layer(auth::AuthLayer::new(keys))
         .add_service(health)
         .add_service(reflection)
