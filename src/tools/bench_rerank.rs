@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
@@ -116,10 +115,5 @@ pub fn run(args: BenchRerankArgs) -> anyhow::Result<()> {
         pairs: pairs.len(),
         results,
     };
-    let json = serde_json::to_string_pretty(&report)?;
-    println!("{json}");
-    if let Some(path) = &args.json {
-        std::fs::write(path, &json).with_context(|| format!("write {}", path.display()))?;
-    }
-    Ok(())
+    super::print_report(&report, args.json.as_deref())
 }

@@ -8,3 +8,17 @@ pub mod bench_rerank;
 pub mod embed;
 pub mod rerank;
 pub mod vecio;
+
+/// Prints a benchmark's JSON report on stdout and, when asked, writes it to `path` too.
+pub(crate) fn print_report<T: serde::Serialize>(
+    report: &T,
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let json = serde_json::to_string_pretty(report)?;
+    println!("{json}");
+    if let Some(path) = path {
+        std::fs::write(path, &json).with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(())
+}
