@@ -66,6 +66,10 @@ pub struct ServeConfig {
     /// documents are cut and reported as truncated.
     #[arg(long, env = "HIREVEC_RERANK_MAX_TOKENS")]
     pub rerank_max_tokens: Option<usize>,
+    /// Bytes of one text (a document's, a query's, one to embed or rerank); longer ones are
+    /// refused with INVALID_ARGUMENT naming the field.
+    #[arg(long, env = "HIREVEC_MAX_TEXT_BYTES", default_value_t = 1 << 20)]
+    pub max_text_bytes: usize,
     /// API key granting every call, sent as `authorization: Bearer KEY` or `api-key: KEY`.
     /// Prefer the environment variable: command lines are visible to other local users.
     #[arg(long, env = "HIREVEC_API_KEY", hide_env_values = true)]
@@ -96,6 +100,12 @@ impl ServeConfig {
         }
         if !(self.compaction_threshold > 0.0 && self.compaction_threshold <= 1.0) {
             return Err(Error::invalid("--compaction-threshold", "must be in (0, 1]"));
+        }
+        if !(1024..=self.max_message_bytes).contains(&self.max_text_bytes) {
+            return Err(Error::invalid(
+                "--max-text-bytes",
+                "must be in 1024..=--max-message-bytes",
+            ));
         }
         if self.read_only_api_key.is_some() && self.api_key.is_none() {
             return Err(Error::invalid(

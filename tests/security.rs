@@ -140,3 +140,67 @@ async fn tls_serves_with_a_generated_certificate_and_refuses_plaintext() {
     assert!(untrusted.is_err(), "an untrusted certificate must fail the handshake");
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_texts_are_refused_with_the_field_and_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--max-text-bytes", "2048"]);
+    let mut c = server.clients().await;
+    create(&mut c, "cvs", config(4)).await;
+    let big = "x".repeat(2049);
+    let mut ok = doc("cv-1", Resume, vec![0.1, 0.2, 0.3, 0.4], &[]);
+    ok.text = "y".repeat(2048);
+    let mut too_big = doc("cv-2", Resume, vec![0.1, 0.2, 0.3, 0.4], &[]);
+    too_big.text = big.clone();
+    let e = c
+        .documents
+        .upsert(proto::UpsertRequest {
+            collection: "cvs".into(),
+            documents: vec![ok.clone(), too_big],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("documents[1].text") && e.message().contains("2048"), "{e:?}");
+    let count = c
+        .documents
+        .count(proto::CountRequest { collection: "cvs".into(), filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(count, 0, "the refused batch wrote nothing");
+    c.documents
+        .upsert(proto::UpsertRequest { collection: "cvs".into(), documents: vec![ok] })
+        .await
+        .expect("a text of exactly the limit is taken");
+
+    let search = proto::SearchRequest {
+        collection: "cvs".into(),
+        text: big.clone(),
+        top_k: 1,
+        ..Default::default()
+    };
+    let e = c.search.search(search).await.unwrap_err();
+    assert_eq!((e.code(), e.message().starts_with("text")), (Code::InvalidArgument, true), "{e:?}");
+    // Size is checked before anything else, even with no model loaded.
+    let e = c
+        .models
+        .embed(proto::EmbedRequest { texts: vec!["a".into(), big.clone()], ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("texts[1]"), "{e:?}");
+    let e = c
+        .models
+        .rerank(proto::RerankRequest {
+            query: "q".into(),
+            documents: vec![big],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("documents[0]"), "{e:?}");
+    server.stop();
+}

@@ -241,7 +241,24 @@ fn key_in(field: &str, key: &str) -> Result<()> {
 }
 
 /// Converts and checks an upsert batch: size, ids (distinct), kinds, payloads, vector presence.
-pub fn upsert_batch(docs: Vec<pb::Document>, max_batch: usize) -> Result<Vec<NewDocument>> {
+/// Refuses a text longer than `max` bytes (`--max-text-bytes`): texts are stored, embedded and
+/// read back for reranking, so one huge text would cost every later request that touches it.
+pub fn text_len(field: &str, text: &str, max: usize) -> Result<()> {
+    if text.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("{} bytes; at most {max} allowed (--max-text-bytes)", text.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Converts an upsert batch: at most `max_batch` documents, texts of at most `max_text_bytes`.
+pub fn upsert_batch(
+    docs: Vec<pb::Document>,
+    max_batch: usize,
+    max_text_bytes: usize,
+) -> Result<Vec<NewDocument>> {
     if docs.len() > max_batch {
         return Err(Error::invalid(
             "documents",
@@ -260,6 +277,7 @@ pub fn upsert_batch(docs: Vec<pb::Document>, max_batch: usize) -> Result<Vec<New
             ));
         }
         let kind = kind_in(&f("kind"), d.kind)?;
+        text_len(&f("text"), &d.text, max_text_bytes)?;
         let mut payload = Payload::new();
         for (k, v) in d.payload {
             let field = format!("documents[{i}].payload[{k:?}]");
@@ -460,7 +478,8 @@ pub struct SearchPlan {
 }
 
 /// Converts a search request (`field` prefixes error paths, e.g. `searches[2].`).
-pub fn search(field: &str, r: pb::SearchRequest) -> Result<SearchPlan> {
+pub fn search(field: &str, r: pb::SearchRequest, max_text_bytes: usize) -> Result<SearchPlan> {
+    text_len(&format!("{field}text"), &r.text, max_text_bytes)?;
     let top_k = r.top_k as usize;
     if !(1..=model::MAX_TOP_K).contains(&top_k) {
         return Err(Error::invalid(

@@ -25,13 +25,20 @@ pub struct Ctx {
     models: Arc<Registry>,
     permits: Arc<Semaphore>,
     max_inflight: usize,
+    max_text_bytes: usize,
 }
 
 impl Ctx {
     /// A context over `engine` and the loaded `models`, admitting `max_inflight` concurrent
-    /// engine calls.
-    pub fn new(engine: Arc<Engine>, models: Arc<Registry>, max_inflight: usize) -> Self {
-        Self { engine, models, permits: Arc::new(Semaphore::new(max_inflight)), max_inflight }
+    /// engine calls and texts of at most `max_text_bytes`.
+    pub fn new(
+        engine: Arc<Engine>,
+        models: Arc<Registry>,
+        max_inflight: usize,
+        max_text_bytes: usize,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(max_inflight));
+        Self { engine, models, permits, max_inflight, max_text_bytes }
     }
 
     /// Runs engine work on a blocking thread: index walks, inserts and RocksDB I/O never run on
@@ -166,7 +173,8 @@ struct Upserted {
 
 impl DocumentsService {
     async fn upsert_one(&self, req: pb::UpsertRequest) -> Result<Upserted> {
-        let mut docs = convert::upsert_batch(req.documents, self.0.max_batch())?;
+        let mut docs =
+            convert::upsert_batch(req.documents, self.0.max_batch(), self.0.max_text_bytes)?;
         let name = req.collection;
         // Documents without a vector are embedded first, on the model's thread; the batch is
         // written only if every text embedded, so a refused batch still changes nothing.
@@ -464,7 +472,7 @@ impl Search for SearchService {
         let req = req.into_inner();
         let name = req.collection.clone();
         let include_text = req.include.as_ref().is_some_and(|i| i.text);
-        let plan = convert::search("", req)?;
+        let plan = convert::search("", req, self.0.max_text_bytes)?;
         let answer = self.answer(String::new(), name, plan).await?;
         Ok(Response::new(response(answer, include_text)))
     }
@@ -485,7 +493,8 @@ impl Search for SearchService {
                 let field = format!("searches[{i}].");
                 let name = r.collection.clone();
                 let include_text = r.include.as_ref().is_some_and(|i| i.text);
-                convert::search(&field, r).map(|p| (field, name, include_text, p))
+                convert::search(&field, r, self.0.max_text_bytes)
+                    .map(|p| (field, name, include_text, p))
             })
             .collect::<Result<Vec<_>>>()?;
         let text_or_rerank =
@@ -572,6 +581,9 @@ impl Models for ModelsService {
         req: Request<pb::EmbedRequest>,
     ) -> Result<Response<pb::EmbedResponse>, Status> {
         let req = req.into_inner();
+        for (i, t) in req.texts.iter().enumerate() {
+            convert::text_len(&format!("texts[{i}]"), t, self.0.max_text_bytes)?;
+        }
         let embedder = self.0.models.embedder("model", &req.model)?;
         let info = embedder.info();
         if req.texts.is_empty() || req.texts.len() > self.0.max_batch() {
@@ -617,6 +629,10 @@ impl Models for ModelsService {
         req: Request<pb::RerankRequest>,
     ) -> Result<Response<pb::RerankResponse>, Status> {
         let req = req.into_inner();
+        convert::text_len("query", &req.query, self.0.max_text_bytes)?;
+        for (i, d) in req.documents.iter().enumerate() {
+            convert::text_len(&format!("documents[{i}]"), d, self.0.max_text_bytes)?;
+        }
         let reranker = self.0.models.reranker("model", &req.model)?;
         if req.query.is_empty() {
             return Err(Error::invalid("query", "must not be empty").into());

@@ -56,7 +56,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         source,
     })?;
 
-    let ctx = grpc::Ctx::new(engine.clone(), models, config.max_inflight);
+    let ctx = grpc::Ctx::new(engine.clone(), models, config.max_inflight, config.max_text_bytes);
     let max = config.max_message_bytes;
     let collections =
         proto::collections_server::CollectionsServer::new(grpc::CollectionsService(ctx.clone()))
