@@ -275,27 +275,17 @@ impl EmbeddingModel {
     pub fn load_files(files: &ModelFiles, opts: &LoadOptions) -> Result<Self> {
         let config_path = files.require("config.json")?;
         let mt: ModelType = read_json(&config_path)?;
-        let tokenizer_path = files.require("tokenizer.json")?;
-        let weights = files.weights()?;
         let compute = &opts.compute;
-        let mut hashed = vec![config_path.clone(), tokenizer_path.clone()];
-        hashed.extend(weights.iter().cloned());
-        for extra in [
-            "modules.json",
-            "sentence_bert_config.json",
-            "config_sentence_transformers.json",
-            "1_Pooling/config.json",
-        ] {
-            hashed.extend(files.find(extra)?);
-        }
-        let hash = fingerprint::hash_files(&hashed)?;
-        // SAFETY: the weight files are memory-mapped read-only; like every safetensors loader we
-        // rely on nobody truncating them while mapped. They are converted to the compute dtype
-        // (a copy) on load, so the mapping is only read during `load`.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&weights, compute.dtype, &compute.device)
-        }
-        .map_err(ModelError::candle(&files.id))?;
+        let Checkpoint { tokenizer: tokenizer_path, hash, vb } = Checkpoint::open(
+            files,
+            &[
+                "modules.json",
+                "sentence_bert_config.json",
+                "config_sentence_transformers.json",
+                "1_Pooling/config.json",
+            ],
+            compute,
+        )?;
         match mt.model_type.as_str() {
             "qwen3" => {
                 let cfg: Qwen3Config = read_json(&config_path)?;
@@ -317,7 +307,7 @@ impl EmbeddingModel {
                         max_tokens,
                         takes_instruction: true,
                         compute: compute.describe(),
-                        hash: hash.clone(),
+                        hash,
                     },
                     backbone: Backbone::Qwen3(model),
                     tokenizer,
@@ -349,7 +339,7 @@ impl EmbeddingModel {
                         max_tokens,
                         takes_instruction: false,
                         compute: compute.describe(),
-                        hash: hash.clone(),
+                        hash,
                     },
                     backbone: Backbone::Bert(model),
                     tokenizer,
@@ -448,6 +438,37 @@ impl EmbeddingModel {
     ) -> Result<EmbedOutput> {
         let encoded = self.tokenize(texts, kind)?;
         self.embed_encoded(&encoded, limits)
+    }
+}
+
+/// What every model loads the same way: its tokenizer file, the hash of the files that decide
+/// its outputs (config, tokenizer, weights and the `extra` files present), and its weights
+/// memory-mapped for loading.
+pub(crate) struct Checkpoint {
+    pub(crate) tokenizer: std::path::PathBuf,
+    pub(crate) hash: String,
+    pub(crate) vb: VarBuilder<'static>,
+}
+
+impl Checkpoint {
+    pub(crate) fn open(files: &ModelFiles, extra: &[&str], compute: &Compute) -> Result<Self> {
+        let config = files.require("config.json")?;
+        let tokenizer = files.require("tokenizer.json")?;
+        let weights = files.weights()?;
+        let mut hashed = vec![config, tokenizer.clone()];
+        hashed.extend(weights.iter().cloned());
+        for name in extra {
+            hashed.extend(files.find(name)?);
+        }
+        let hash = fingerprint::hash_files(&hashed)?;
+        // SAFETY: the weight files are memory-mapped read-only; like every safetensors loader we
+        // rely on nobody truncating them while mapped. They are converted to the compute dtype
+        // (a copy) on load, so the mapping is only read during loading.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&weights, compute.dtype, &compute.device)
+        }
+        .map_err(ModelError::candle(&files.id))?;
+        Ok(Checkpoint { tokenizer, hash, vb })
     }
 }
 

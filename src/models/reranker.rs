@@ -21,7 +21,7 @@ use super::queue::{Batched, EmbedderConfig, Worker, split_round};
 use super::qwen3::{Qwen3, Qwen3Config};
 use super::resolve::{ModelFiles, read_json};
 use super::{
-    BatchLimits, LoadOptions, ModelInfo, ModelKind, QWEN3_DEFAULT_MAX_TOKENS, fingerprint,
+    BatchLimits, Checkpoint, LoadOptions, ModelInfo, ModelKind, QWEN3_DEFAULT_MAX_TOKENS,
     instructions, plan_batches,
 };
 
@@ -130,20 +130,10 @@ impl RerankModel {
             });
         }
         let cfg: Qwen3Config = read_json(&config_path)?;
-        let tokenizer_path = files.require("tokenizer.json")?;
-        let weights = files.weights()?;
-        let mut hashed = vec![config_path.clone(), tokenizer_path.clone()];
-        hashed.extend(weights.iter().cloned());
-        let hash = fingerprint::hash_files(&hashed)?;
         let compute = &opts.compute;
         let id = &files.id;
-        // SAFETY: as for the embedding models: read-only mappings of files nobody truncates
-        // while we load; the tensors are copied to the compute dtype.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&weights, compute.dtype, &compute.device)
-        }
-        .map_err(ModelError::candle(id))?;
-
+        let Checkpoint { tokenizer: tokenizer_path, hash, vb } =
+            Checkpoint::open(files, &[], compute)?;
         let (tokenizer, yes_id, no_id) = load_tokenizer(&tokenizer_path)?;
         let head_t = output_rows(&vb, &cfg, head_cfg.tie_word_embeddings, &[yes_id, no_id])
             .map_err(ModelError::candle(id))?;

@@ -46,7 +46,8 @@ pub fn collection_config(
                 return Err(Error::invalid(
                     "config.dim",
                     format!(
-                        "is {} but model {id:?} outputs {model_dim} values; leave it 0 or set                          stored_dim to keep fewer (Matryoshka)",
+                        "is {} but model {id:?} outputs {model_dim} values; leave it 0 or set \
+                         stored_dim to keep fewer (Matryoshka)",
                         c.dim
                     ),
                 ));
@@ -155,17 +156,13 @@ pub fn query_instruction(
         return Err(Error::invalid(format!("{prefix}{f}"), "needs an embedding model (model)"));
     }
     match &q {
-        QueryInstruction::Text(t) if t.len() > model::MAX_INSTRUCTION_BYTES => {
-            return Err(Error::invalid(
-                format!("{prefix}query_instruction"),
-                format!("at most {} bytes", model::MAX_INSTRUCTION_BYTES),
-            ));
+        QueryInstruction::Text(t) => {
+            instruction_in(&format!("{prefix}query_instruction"), Some(t))?
         }
         QueryInstruction::Task(name) => {
             crate::models::instructions::task(name)
                 .map_err(|e| Error::invalid(format!("{prefix}query_task"), e.to_string()))?;
         }
-        QueryInstruction::Text(_) => {}
     }
     Ok(Some(q))
 }
@@ -453,10 +450,9 @@ pub struct RerankSpec {
     pub top_n: usize,
     /// Hits to return after reranking (the request's top_k).
     pub top_k: usize,
-    /// The reranker's instruction (`Some("")`: none).
+    /// The reranker's instruction, resolved from the request's text or task name (`None`: the
+    /// model's default, `Some("")`: none).
     pub instruction: Option<String>,
-    /// Built-in task name (empty: none).
-    pub task: String,
     /// Minimum rerank score.
     pub min_score: Option<f32>,
     /// Reranker id (empty: the default).
@@ -546,21 +542,14 @@ pub fn search(field: &str, r: pb::SearchRequest, max_text_bytes: usize) -> Resul
                     "needs the query as text (the reranker reads query and document texts)",
                 ));
             }
-            if rr.instruction.is_some() && !rr.task.is_empty() {
-                return Err(Error::invalid(
-                    format!("{field}rerank.task"),
-                    "give instruction or task, not both",
-                ));
-            }
             instruction_in(&format!("{field}rerank.instruction"), rr.instruction.as_deref())?;
-            Some(RerankSpec {
-                top_n,
-                top_k,
-                instruction: rr.instruction,
-                task: rr.task,
-                min_score: rr.min_score,
-                model: rr.model,
-            })
+            // Resolved here, so a bad task name is refused before any embedding or search.
+            let instruction = super::registry::requested_instruction(
+                &format!("{field}rerank."),
+                rr.instruction.as_deref(),
+                &rr.task,
+            )?;
+            Some(RerankSpec { top_n, top_k, instruction, min_score: rr.min_score, model: rr.model })
         }
     };
     // Reranking reads the hits' texts, and a wider vector search feeds it.

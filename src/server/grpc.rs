@@ -359,6 +359,13 @@ struct Answer {
     rerank_truncated_ids: Vec<String>,
 }
 
+impl Answer {
+    /// Vector hits, not reranked.
+    fn hits(hits: Vec<super::collection::SearchHit>, query_truncated: bool) -> Answer {
+        Answer { hits, rerank_scores: None, query_truncated, rerank_truncated_ids: Vec::new() }
+    }
+}
+
 fn response(a: Answer, include_text: bool) -> pb::SearchResponse {
     let rerank = a.rerank_scores.map(|s| s.into_iter().map(Some).collect::<Vec<_>>());
     let rerank = rerank.unwrap_or_else(|| vec![None; a.hits.len()]);
@@ -407,8 +414,7 @@ impl SearchService {
         let query_truncated = self.embed_query(&field, &name, &mut plan).await?;
         let (q, f, n) = (plan.query, field.clone(), name);
         let hits = self.0.run(move |e| e.get(&n)?.search(&q, &f)).await?;
-        let mut answer =
-            Answer { hits, rerank_scores: None, query_truncated, rerank_truncated_ids: Vec::new() };
+        let mut answer = Answer::hits(hits, query_truncated);
         if let (Some(spec), Some(text)) = (plan.rerank, plan.text) {
             self.rerank(&field, &text.text, &spec, &mut answer).await?;
         }
@@ -426,11 +432,6 @@ impl SearchService {
         answer: &mut Answer,
     ) -> Result<()> {
         let reranker = self.0.models.reranker(&format!("{field}rerank.model"), &spec.model)?;
-        let instruction = registry::requested_instruction(
-            &format!("{field}rerank."),
-            spec.instruction.as_deref(),
-            &spec.task,
-        )?;
         let hits: Vec<_> = std::mem::take(&mut answer.hits)
             .into_iter()
             .filter(|h| h.doc.text.as_deref().is_some_and(|t| !t.is_empty()))
@@ -440,7 +441,7 @@ impl SearchService {
             .map(|h| Pair {
                 query: query.to_owned(),
                 document: h.doc.text.clone().unwrap_or_default(),
-                instruction: instruction.clone(),
+                instruction: spec.instruction.clone(),
             })
             .collect();
         let out = reranker.rerank(pairs).await?;
@@ -531,15 +532,7 @@ impl Search for SearchService {
             results: results
                 .into_iter()
                 .zip(includes)
-                .map(|(hits, include_text)| {
-                    let a = Answer {
-                        hits,
-                        rerank_scores: None,
-                        query_truncated: false,
-                        rerank_truncated_ids: Vec::new(),
-                    };
-                    response(a, include_text)
-                })
+                .map(|(hits, include_text)| response(Answer::hits(hits, false), include_text))
                 .collect(),
         }))
     }
