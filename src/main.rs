@@ -21,6 +21,9 @@ enum Command {
     Embed(hirevec::tools::embed::EmbedArgs),
     /// Score a JSONL file of (query, document) pairs with a reranker.
     Rerank(hirevec::tools::rerank::RerankArgs),
+    /// Crash test: load a child server, kill -9 it at random moments, restart it and check that
+    /// every acknowledged write survived and nothing else appeared.
+    Crasher(hirevec::tools::crasher::CrasherArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +83,10 @@ fn main() -> anyhow::Result<()> {
         Command::Embed(args) => {
             init_logging(LogFormat::Text);
             hirevec::tools::embed::run(args)?;
+        }
+        Command::Crasher(args) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::crasher::run(args)?;
         }
     }
     Ok(())
