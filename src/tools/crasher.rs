@@ -96,6 +96,9 @@ struct CycleReport {
     check_ms: u64,
     /// Live documents after the restart.
     docs: usize,
+    /// Sealed segment files and tombstones after the restart (seals and compactions at work).
+    sealed_segments: u32,
+    tombstones: u64,
 }
 
 /// The JSON report of a run.
@@ -378,6 +381,8 @@ async fn writer(
 #[derive(Debug, Default)]
 struct Checked {
     docs: usize,
+    sealed_segments: u32,
+    tombstones: u64,
     in_doubt_landed: u64,
     violations: Vec<String>,
 }
@@ -464,6 +469,7 @@ async fn check(
         .await
         .context("get collection")?
         .into_inner();
+    (out.sealed_segments, out.tombstones) = (info.sealed_segments, info.tombstones);
     if info.documents as usize != live.len() {
         v.push(format!(
             "Collections.Get says {} documents, Scroll returned {}",
@@ -749,10 +755,13 @@ async fn run_async(args: CrasherArgs) -> Result<()> {
         let check_ms = check_started.elapsed().as_millis() as u64;
         println!(
             "cycle {cycle}/{}: killed after {kill_after} ms, {acked_ops} ops acked, \
-             {in_doubt_ops} in doubt ({} landed); restart {restart_ms} ms; {} docs; {}",
+             {in_doubt_ops} in doubt ({} landed); restart {restart_ms} ms; {} docs, {} sealed \
+             segments, {} tombstones; {}",
             args.cycles,
             checked.in_doubt_landed,
             checked.docs,
+            checked.sealed_segments,
+            checked.tombstones,
             if checked.violations.is_empty() {
                 "ok".to_string()
             } else {
@@ -769,6 +778,8 @@ async fn run_async(args: CrasherArgs) -> Result<()> {
             restart_ms,
             check_ms,
             docs: checked.docs,
+            sealed_segments: checked.sealed_segments,
+            tombstones: checked.tombstones,
         });
         violations.extend(checked.violations.into_iter().map(|v| format!("cycle {cycle}: {v}")));
         if !violations.is_empty() {
