@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hirevec (f32 and f16) against hnswlib on the same data, same ground truth, same threads, in
-# one run on one machine. Writes JSON, logs and a markdown table per dataset to target/bench-ann/.
+# one run on one machine. Writes JSON, logs, a markdown table and a recall-vs-QPS chart (SVG) per
+# dataset to target/bench-ann/.
 #
 #   scripts/bench-ann-vs-hnswlib.sh [glove-50] [onet-384]       (default: both)
 #   THREADS=2 EF=16,24,32,48,64,96,128,256 K=10 scripts/bench-ann-vs-hnswlib.sh onet-384
@@ -47,8 +48,12 @@ for ds in "${datasets[@]}"; do
   for dtype in f32 f16; do
     echo "== $ds: hirevec $dtype" >&2
     echo "hirevec $dtype: load before $(load)" >> "$notes"
+    plot=()
+    # The last engine draws the chart with the other two curves: recall@k against QPS.
+    [ "$dtype" = f16 ] && plot=(--plot "$OUT/$ds-recall-qps.svg"
+                                --plot-with "$OUT/$ds-hirevec-f32.json,$OUT/$ds-hnswlib.json")
     "$HIREVEC" bench ann "${common[@]}" --m 16 --ef-construction 200 --dtype "$dtype" \
-      --json "$OUT/$ds-hirevec-$dtype.json" 2>&1 | tee "$OUT/$ds-hirevec-$dtype.log" >&2
+      --json "$OUT/$ds-hirevec-$dtype.json" "${plot[@]}" 2>&1 | tee "$OUT/$ds-hirevec-$dtype.log" >&2
     echo "hirevec $dtype: load after $(load)" >> "$notes"
   done
   {

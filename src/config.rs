@@ -84,6 +84,13 @@ pub struct ServeConfig {
     /// TLS: the private key of --tls-cert (PEM).
     #[arg(long, env = "HIREVEC_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off when unset).
+    #[arg(long, env = "HIREVEC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds between checksum passes over the sealed segment files (a damaged file is rebuilt
+    /// from RocksDB while the server serves); 0 turns the background verify off.
+    #[arg(long, env = "HIREVEC_VERIFY_INTERVAL", default_value_t = 3600)]
+    pub verify_interval: u64,
 }
 
 impl ServeConfig {

@@ -24,6 +24,10 @@ enum Command {
     /// Crash test: load a child server, kill -9 it at random moments, restart it and check that
     /// every acknowledged write survived and nothing else appeared.
     Crasher(hirevec::tools::crasher::CrasherArgs),
+    /// Load a JSONL file or a BEIR corpus into a collection over gRPC (client streaming).
+    Import(hirevec::tools::import::ImportArgs),
+    /// Retrieval quality on a BEIR set (NDCG, MRR, MAP, P, R at k; BM25 reference; grid).
+    Eval(hirevec::tools::eval::EvalArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +40,8 @@ enum BenchCommand {
     Embed(hirevec::tools::bench_embed::BenchEmbedArgs),
     /// Reranking throughput (pairs/s) for batch sizes and prompt lengths.
     Rerank(hirevec::tools::bench_rerank::BenchRerankArgs),
+    /// Concurrent gRPC clients against a server: searches and upserts, QPS and latency.
+    Load(hirevec::tools::bench_load::BenchLoadArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -79,6 +85,18 @@ fn main() -> anyhow::Result<()> {
         Command::Rerank(args) => {
             init_logging(LogFormat::Text);
             hirevec::tools::rerank::run(args)?;
+        }
+        Command::Bench(BenchCommand::Load(args)) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::bench_load::run(args)?;
+        }
+        Command::Import(args) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::import::run(args)?;
+        }
+        Command::Eval(args) => {
+            init_logging(LogFormat::Text);
+            hirevec::tools::eval::run(args)?;
         }
         Command::Embed(args) => {
             init_logging(LogFormat::Text);

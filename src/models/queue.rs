@@ -138,6 +138,11 @@ impl<M: Batched> Worker<M> {
         &self.config
     }
 
+    /// Texts (or pairs) queued or in the forward pass now.
+    pub(crate) fn depth(&self) -> usize {
+        self.handle.shared.lock().pending_texts
+    }
+
     pub(crate) async fn call(&self, job: M::Job) -> Result<M::Output> {
         match self.submit(job)? {
             Submitted::Done(out) => Ok(out),
@@ -259,6 +264,11 @@ impl Embedder {
     /// The queue settings.
     pub fn config(&self) -> &EmbedderConfig {
         self.worker.config()
+    }
+
+    /// Texts queued or being embedded now (the metrics' queue depth).
+    pub fn queue_depth(&self) -> usize {
+        self.worker.depth()
     }
 
     /// Embeds `texts`; row i of the output is text i. Waits without blocking the runtime.

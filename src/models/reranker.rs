@@ -331,6 +331,11 @@ impl Reranker {
         self.worker.info()
     }
 
+    /// Pairs queued or being scored now (the metrics' queue depth).
+    pub fn queue_depth(&self) -> usize {
+        self.worker.depth()
+    }
+
     /// Scores `pairs`; score i is pair i's. Waits without blocking the runtime.
     pub async fn rerank(&self, pairs: Vec<Pair>) -> Result<RerankOutput> {
         self.worker.call(pairs).await

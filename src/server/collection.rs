@@ -661,7 +661,85 @@ impl Collection {
         match job {
             Job::Seal { entry, .. } => self.seal(entry),
             Job::Compact { no, .. } => self.compact(*no),
+            Job::Verify { .. } => self.verify_sealed(),
         }
+    }
+
+    /// Checks the body checksum of every sealed file (opening checks only the header and the
+    /// section sizes); a damaged file is rebuilt from RocksDB, which holds every live vector.
+    /// Searches go on meanwhile: readers bounds-check what they read, so a damaged file gives
+    /// wrong hits until it is replaced, never a fault.
+    fn verify_sealed(&self) -> Result<()> {
+        let entries = self.segments.read().sealed.clone();
+        for e in entries {
+            if self.dropped.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if let Err(err) = e.seg.verify() {
+                tracing::error!(collection = %self.name, segment = e.rec.no, error = %err,
+                    "sealed segment failed its checksum; rebuilding it from RocksDB");
+                self.repair(e.rec.no)?;
+                tracing::info!(collection = %self.name, segment = e.rec.no, "segment rebuilt");
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces sealed segment `no` by a file rebuilt from the vectors RocksDB holds for its id
+    /// range, under a new segment number (like compaction: the damaged file stays mapped for the
+    /// searches that hold it, and a crash midway leaves either the old record or the new one).
+    fn repair(&self, no: u64) -> Result<()> {
+        let _m = self.maintenance.lock();
+        if self.dropped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(old) = self.segments.read().sealed.iter().find(|e| e.rec.no == no).cloned() else {
+            return Ok(());
+        };
+        let config = self.config();
+        let new_no = {
+            let mut w = self.write.lock();
+            w.next_segment_no += 1;
+            w.next_segment_no - 1
+        };
+        let path = segment_file(&self.dir, new_no);
+        let seg = rebuild_from_storage(&self.storage, self.id, &config, &old.rec, &path)?;
+        let rec = SegmentRecord { no: new_no, ..old.rec.clone() };
+        {
+            // Under the write lock no delete lands between reading the tombstones and the swap.
+            let w = self.write.lock();
+            let held: RoaringBitmap = seg.ids().into_iter().collect();
+            let mut b = self.storage.batch(self.id);
+            for iid in self.storage.dead_in_range(self.id, rec.lo, rec.hi)? {
+                if held.contains(iid) {
+                    // Deleted after the rebuild read its vector: keep it dead in the new file.
+                    seg.delete(iid);
+                } else {
+                    b.forget_tombstone(iid);
+                }
+            }
+            b.delete_segment(old.rec.no);
+            b.put_segment(&rec);
+            b.put_payload_snapshot(&self.payload.read().encode(w.counters.next_iid));
+            b.commit()?;
+            let mut set = (**self.segments.read()).clone();
+            for e in set.sealed.iter_mut() {
+                if e.rec.no == old.rec.no {
+                    *e = Arc::new(SealedEntry {
+                        seg,
+                        rec: rec.clone(),
+                        compacting: AtomicBool::new(false),
+                    });
+                    break;
+                }
+            }
+            *self.segments.write() = Arc::new(set);
+        }
+        let old_path = segment_file(&self.dir, old.rec.no);
+        if let Err(e) = std::fs::remove_file(&old_path) {
+            tracing::warn!(file = %old_path.display(), error = %e, "could not remove damaged segment");
+        }
+        Ok(())
     }
 
     /// Seals the growing segment and every frozen one now (graceful shutdown), so the next start

@@ -53,12 +53,19 @@ pub enum Job {
         /// Segment number.
         no: u64,
     },
+    /// Check the sealed files' checksums; rebuild a damaged one from RocksDB.
+    Verify {
+        /// Owner.
+        collection: Arc<Collection>,
+    },
 }
 
 impl Job {
     fn collection(&self) -> &Arc<Collection> {
         match self {
-            Job::Seal { collection, .. } | Job::Compact { collection, .. } => collection,
+            Job::Seal { collection, .. }
+            | Job::Compact { collection, .. }
+            | Job::Verify { collection } => collection,
         }
     }
 }
@@ -150,6 +157,42 @@ impl Engine {
             worker: Mutex::new(Some(worker)),
             stopping,
         })
+    }
+
+    /// Queues a checksum pass over every collection's sealed files on the background worker.
+    pub fn verify_all(&self) {
+        for c in self.list() {
+            self.background.submit(Job::Verify { collection: c });
+        }
+    }
+
+    /// Runs [`verify_all`](Self::verify_all) every `interval` on a thread of its own until the
+    /// engine stops. The first pass comes one interval after start, so a restart is not slowed
+    /// by reading every file.
+    pub fn start_verifier(self: &Arc<Self>, interval: std::time::Duration) {
+        let engine = Arc::downgrade(self);
+        let stopping = self.stopping.clone();
+        let spawned = std::thread::Builder::new().name("hirevec-verify".into()).spawn(move || {
+            let tick = std::time::Duration::from_millis(200).min(interval);
+            let mut waited = std::time::Duration::ZERO;
+            loop {
+                std::thread::sleep(tick);
+                if stopping.load(Ordering::Acquire) {
+                    return;
+                }
+                waited += tick;
+                if waited >= interval {
+                    waited = std::time::Duration::ZERO;
+                    match engine.upgrade() {
+                        Some(e) => e.verify_all(),
+                        None => return,
+                    }
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the segment verifier");
+        }
     }
 
     /// Options.

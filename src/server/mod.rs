@@ -5,8 +5,10 @@ pub mod auth;
 pub mod bench_restart;
 pub mod collection;
 pub mod convert;
+pub mod edge;
 pub mod engine;
 pub mod grpc;
+pub mod metrics;
 pub mod model;
 mod payload_index;
 pub mod registry;
@@ -56,6 +58,25 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         source,
     })?;
 
+    if config.verify_interval > 0 {
+        engine.start_verifier(std::time::Duration::from_secs(config.verify_interval));
+    }
+    let metrics = metrics::Metrics::new();
+    if let Some(at) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(at).await.map_err(|source| Error::Io {
+            op: "listen (metrics) on",
+            path: at.to_string().into(),
+            source,
+        })?;
+        let bound = listener.local_addr().map_err(|source| Error::Io {
+            op: "read address of",
+            path: at.to_string().into(),
+            source,
+        })?;
+        // Printed like the gRPC address, so tests and scripts can use port 0.
+        println!("metrics on {bound}");
+        tokio::spawn(metrics::serve(listener, metrics.clone(), engine.clone(), models.clone()));
+    }
     let ctx = grpc::Ctx::new(engine.clone(), models, config.max_inflight, config.max_text_bytes);
     let max = config.max_message_bytes;
     let collections =
@@ -110,7 +131,12 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     tracing::info!(%addr, "serving");
 
     let result = builder
-        .layer(auth::AuthLayer::new(keys))
+        // Outermost first: the edge layer sees (and counts) requests the key check refuses.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(edge::EdgeLayer::new(metrics))
+                .layer(auth::AuthLayer::new(keys)),
+        )
         .add_service(health)
         .add_service(reflection)
         .add_service(collections)

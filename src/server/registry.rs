@@ -165,6 +165,13 @@ impl Registry {
         self.embedders.values()
     }
 
+    /// (id, "embedding" or "reranker", items queued or in a forward pass) of every model thread.
+    pub fn queue_depths(&self) -> Vec<(String, &'static str, usize)> {
+        let e = self.embedders.iter().map(|(id, m)| (id.clone(), "embedding", m.queue_depth()));
+        let r = self.rerankers.iter().map(|(id, m)| (id.clone(), "reranker", m.queue_depth()));
+        e.chain(r).collect()
+    }
+
     /// The id of the default embedding model, if any model is loaded.
     pub fn default_embedder(&self) -> Option<&str> {
         self.default_embedder.as_deref()

@@ -90,6 +90,13 @@ pub struct BenchAnnArgs {
     /// Passes over the queries per `ef` and mode; the fastest is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// Draw recall@k against QPS (all threads) as SVG here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Other reports of the same shape (another dtype's --json, scripts/hnswlib_bench.py's) to
+    /// draw as more curves on the --plot chart.
+    #[arg(long, value_delimiter = ',', requires = "plot")]
+    pub plot_with: Vec<PathBuf>,
 }
 
 /// Measurements for one `ef` (one row of the table, one element of `runs` in the JSON).
@@ -305,7 +312,46 @@ pub fn run(args: BenchAnnArgs) -> Result<()> {
     if args.out_dir.is_some() {
         eprintln!("kept {}", seg_path.display());
     }
+    if let Some(path) = &args.plot {
+        plot(path, &report, &args.plot_with)?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
+}
+
+/// Recall against QPS, one curve per engine/dtype: this run's and those of `others`.
+fn plot(path: &Path, report: &Report, others: &[PathBuf]) -> Result<()> {
+    let curve = |runs: &[serde_json::Value]| -> Vec<(f64, f64)> {
+        runs.iter()
+            .filter_map(|r| Some((r["recall_at_k"].as_f64()?, r["qps_all_threads"].as_f64()?)))
+            .collect()
+    };
+    let mut series = vec![(
+        format!("hirevec {}", report.dtype),
+        report.runs.iter().map(|r| (r.recall_at_k, r.qps_all_threads)).collect(),
+    )];
+    for p in others {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+        let name = match (v["engine"].as_str(), v["dtype"].as_str()) {
+            (Some(e), Some(d)) => format!("{e} {d}"),
+            (Some(e), None) => e.to_string(),
+            _ => p.display().to_string(),
+        };
+        series.push((name, curve(v["runs"].as_array().map(Vec::as_slice).unwrap_or(&[]))));
+    }
+    super::plot::lines(
+        path,
+        &format!(
+            "{}: recall@{} vs QPS ({} threads, m {}, ef_construction {})",
+            report.dataset, report.k, report.threads, report.m, report.ef_construction
+        ),
+        &format!("recall@{}", report.k),
+        "queries per second",
+        &series,
+    )
 }
 
 fn validate(args: &BenchAnnArgs) -> Result<()> {

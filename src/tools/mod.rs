@@ -1,13 +1,22 @@
-//! Offline tools behind `hirevec <tool>` subcommands: benchmarks and the file formats they read.
-//! They use the index crate's public API only, like any other client, and never the server's
-//! storage, so a benchmark measures exactly what a caller of `hirevec-index` gets. The crasher
-//! goes one step further out: it runs the server binary and speaks to it only over gRPC.
+//! Tools behind `hirevec <tool>` subcommands. The offline ones (bench ann/embed/rerank, embed,
+//! rerank) use the index crate's or the models' public API directly and never the server's
+//! storage, so a benchmark measures exactly what a caller of `hirevec-index` gets. The gRPC ones
+//! (import, eval, bench load) talk to a server like any other client; so does the crasher,
+//! which also starts, kills and restarts the server it tests.
 
+pub mod beir;
 pub mod bench_ann;
 pub mod bench_embed;
+pub mod bench_load;
 pub mod bench_rerank;
+pub mod bm25;
+pub mod client;
 pub mod crasher;
 pub mod embed;
+pub mod eval;
+pub mod import;
+pub mod metrics;
+pub mod plot;
 pub mod rerank;
 pub mod vecio;
 

@@ -19,6 +19,8 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub data_dir: PathBuf,
+    /// The Prometheus endpoint, when started with --metrics-listen.
+    pub metrics_addr: Option<String>,
 }
 
 /// Generous bound on start-up, only so a broken build fails instead of hanging the suite.
@@ -46,19 +48,24 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                // The metrics address comes before the gRPC one.
+                if let Some(addr) = line.strip_prefix("metrics on ") {
+                    metrics = Some(addr.trim().to_string());
+                }
                 if !sent && let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
+                    let _ = tx.send((addr.trim().to_string(), metrics.take()));
                     sent = true;
                 }
             }
         });
-        let addr = rx.recv_timeout(START_LIMIT).unwrap_or_else(|_| {
+        let (addr, metrics_addr) = rx.recv_timeout(START_LIMIT).unwrap_or_else(|_| {
             let _ = child.kill();
             panic!("hirevec did not print its address; status {:?}", child.try_wait())
         });
-        Server { child, addr, data_dir: data_dir.to_owned() }
+        Server { child, addr, data_dir: data_dir.to_owned(), metrics_addr }
     }
 
     pub async fn channel(&self) -> Channel {
