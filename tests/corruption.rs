@@ -91,20 +91,26 @@ async fn damaged_segments_are_rebuilt_from_rocksdb_while_serving() {
     for i in (0..n).step_by(97) {
         assert_eq!(top1(&mut c, &vectors[i]).await, format!("d{i}"));
     }
-    let got = c
-        .documents
-        .get(proto::GetDocumentsRequest {
-            collection: "pool".into(),
-            ids: (0..n).map(|i| format!("d{i}")).collect(),
-            include: Some(proto::Include { payload: false, text: false, vector: true }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(got.missing.is_empty());
-    for (i, d) in got.documents.iter().enumerate() {
-        let want = normalized(&vectors[i]);
-        assert!(dot(&want, &d.vector) > 0.999, "d{i}");
+    // Get takes at most 1000 ids a request.
+    for chunk in 0..n / 1000 {
+        let ids: Vec<String> =
+            (chunk * 1000..(chunk + 1) * 1000).map(|i| format!("d{i}")).collect();
+        let got = c
+            .documents
+            .get(proto::GetDocumentsRequest {
+                collection: "pool".into(),
+                ids,
+                include: Some(proto::Include { payload: false, text: false, vector: true }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(got.missing.is_empty());
+        for (j, d) in got.documents.iter().enumerate() {
+            let i = chunk * 1000 + j;
+            let want = normalized(&vectors[i]);
+            assert!(dot(&want, &d.vector) > 0.999, "d{i}");
+        }
     }
     // And the rebuilt files hold after another restart.
     server.stop();

@@ -1,6 +1,6 @@
 //! Observability and deadlines: the Prometheus endpoint counts every RPC by method and code,
-//! times it, and reports collection gauges; a client deadline that passes gives
-//! DEADLINE_EXCEEDED (not CANCELLED) while the server keeps serving.
+//! times it, and reports collection gauges; when a client deadline passes the server answers
+//! DEADLINE_EXCEEDED (not CANCELLED) and keeps serving.
 mod common;
 
 use std::io::{Read, Write};
@@ -33,11 +33,23 @@ async fn metrics_count_requests_and_deadlines_are_deadline_exceeded() {
     let metrics = server.metrics_addr.clone().expect("metrics address printed");
     let mut c = server.clients().await;
     let dim = 64;
-    create(&mut c, "pool", proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() }).await;
+    create(
+        &mut c,
+        "pool",
+        proto::CollectionConfig { dim, seal_threshold: Some(1000), ..Default::default() },
+    )
+    .await;
     let n = 3000;
     for chunk in 0..n / 1000 {
         let docs = (chunk * 1000..(chunk + 1) * 1000)
-            .map(|i| doc(&format!("d{i}"), proto::DocumentKind::Resume, random_vector(&mut rng, dim), &[]))
+            .map(|i| {
+                doc(
+                    &format!("d{i}"),
+                    proto::DocumentKind::Resume,
+                    random_vector(&mut rng, dim),
+                    &[],
+                )
+            })
             .collect();
         upsert(&mut c, "pool", docs).await;
     }
@@ -47,36 +59,69 @@ async fn metrics_count_requests_and_deadlines_are_deadline_exceeded() {
 
     // A deadline far shorter than the work: 500 exact searches (ef 4096 over 3000 vectors).
     let searches = (0..500)
-        .map(|_| proto::SearchRequest { ef: Some(4096), ..search_req("pool", random_vector(&mut rng, dim), 100, None) })
+        .map(|_| proto::SearchRequest {
+            ef: Some(4096),
+            ..search_req("pool", random_vector(&mut rng, dim), 100, None)
+        })
         .collect();
     let mut req = tonic::Request::new(proto::SearchBatchRequest { searches });
     req.set_timeout(Duration::from_millis(1));
     let late = c.search.search_batch(req).await.unwrap_err();
-    assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
-    assert!(late.message().contains("deadline"), "{late:?}");
+    // tonic's client enforces the deadline too and, being first to see it pass, says CANCELLED
+    // ("Timeout expired"); what the server answered is what its metrics counted, checked below.
+    assert!(
+        matches!(late.code(), tonic::Code::DeadlineExceeded | tonic::Code::Cancelled),
+        "{late:?}"
+    );
     // The server goes on serving, and a generous deadline is met.
     let mut req = tonic::Request::new(search_req("pool", random_vector(&mut rng, dim), 5, None));
     req.set_timeout(Duration::from_secs(30));
     assert_eq!(c.search.search(req).await.unwrap().into_inner().hits.len(), 5);
 
-    let body = scrape(&metrics);
-    let ok = |m: &str| value(&body, &format!("hirevec_requests_total{{method=\"/hirevec.v1.{m}\",code=\"OK\"}}"));
+    // The server's answer to the late request is recorded when its own timer fires, which can
+    // be a moment after the client gave up.
+    let mut body = scrape(&metrics);
+    for _ in 0..100 {
+        if body.contains("code=\"DEADLINE_EXCEEDED\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        body = scrape(&metrics);
+    }
+    let ok = |m: &str| {
+        value(&body, &format!("hirevec_requests_total{{method=\"/hirevec.v1.{m}\",code=\"OK\"}}"))
+    };
     assert_eq!(ok("Collections/Create"), Some(1.0), "{body}");
     assert_eq!(ok("Documents/Upsert"), Some(3.0), "{body}");
     assert_eq!(ok("Search/Search"), Some(2.0), "{body}");
     let code = |m: &str, code: &str| {
-        value(&body, &format!("hirevec_requests_total{{method=\"/hirevec.v1.{m}\",code=\"{code}\"}}"))
+        value(
+            &body,
+            &format!("hirevec_requests_total{{method=\"/hirevec.v1.{m}\",code=\"{code}\"}}"),
+        )
     };
     assert_eq!(code("Search/Search", "INVALID_ARGUMENT"), Some(1.0), "{body}");
     assert_eq!(code("Search/SearchBatch", "DEADLINE_EXCEEDED"), Some(1.0), "{body}");
     // Histogram: three searches timed, cumulative buckets end at the count.
-    assert_eq!(value(&body, "hirevec_request_duration_seconds_count{method=\"/hirevec.v1.Search/Search\"}"), Some(3.0));
     assert_eq!(
-        value(&body, "hirevec_request_duration_seconds_bucket{method=\"/hirevec.v1.Search/Search\",le=\"+Inf\"}"),
+        value(
+            &body,
+            "hirevec_request_duration_seconds_count{method=\"/hirevec.v1.Search/Search\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "hirevec_request_duration_seconds_bucket{method=\"/hirevec.v1.Search/Search\",le=\"+Inf\"}"
+        ),
         Some(3.0)
     );
     assert_eq!(value(&body, "hirevec_collection_documents{collection=\"pool\"}"), Some(n as f64));
-    assert!(value(&body, "hirevec_collection_sealed_segments{collection=\"pool\"}").is_some(), "{body}");
+    assert!(
+        value(&body, "hirevec_collection_sealed_segments{collection=\"pool\"}").is_some(),
+        "{body}"
+    );
     assert!(value(&body, "hirevec_collection_tombstones{collection=\"pool\"}").is_some(), "{body}");
     assert!(body.contains("# TYPE hirevec_model_queue_depth gauge"));
     server.stop();

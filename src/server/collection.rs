@@ -607,50 +607,11 @@ impl Collection {
             }
         }
         fresh.freeze();
-        let new_no = {
-            let mut w = self.write.lock();
-            w.next_segment_no += 1;
-            w.next_segment_no - 1
-        };
+        let new_no = self.next_segment_no();
         let path = segment_file(&self.dir, new_no);
         fresh.write_sealed(&path)?;
         let seg = SealedSegment::open(&path)?;
-        let rec = SegmentRecord { no: new_no, ..old.rec.clone() };
-        {
-            let w = self.write.lock();
-            let live: RoaringBitmap = live.into_iter().collect();
-            let mut b = self.storage.batch(self.id);
-            for iid in self.storage.dead_in_range(self.id, rec.lo, rec.hi)? {
-                if live.contains(iid) {
-                    // Deleted while we were rewriting: still in the new file, keep the tombstone.
-                    seg.delete(iid);
-                } else {
-                    b.forget_tombstone(iid);
-                }
-            }
-            b.delete_segment(old.rec.no);
-            b.put_segment(&rec);
-            // Tombstones forgotten above must not come back through an older snapshot.
-            b.put_payload_snapshot(&self.payload.read().encode(w.counters.next_iid));
-            b.commit()?;
-            let mut set = (**self.segments.read()).clone();
-            for e in set.sealed.iter_mut() {
-                if e.rec.no == old.rec.no {
-                    *e = Arc::new(SealedEntry {
-                        seg,
-                        rec: rec.clone(),
-                        compacting: AtomicBool::new(false),
-                    });
-                    break;
-                }
-            }
-            *self.segments.write() = Arc::new(set);
-        }
-        let old_path = segment_file(&self.dir, old.rec.no);
-        // Searches that still hold the old Arc keep their mapping; unlinking is safe on Unix.
-        if let Err(e) = std::fs::remove_file(&old_path) {
-            tracing::warn!(file = %old_path.display(), error = %e, "could not remove compacted segment");
-        }
+        self.replace_sealed(&old, seg, new_no, "compacted")?;
         tracing::info!(collection = %self.name, old = old.rec.no, new = new_no,
             dropped = old.seg.len() - rec_len(&self.segments.read(), new_no), "segment compacted");
         Ok(())
@@ -697,22 +658,36 @@ impl Collection {
             return Ok(());
         };
         let config = self.config();
-        let new_no = {
-            let mut w = self.write.lock();
-            w.next_segment_no += 1;
-            w.next_segment_no - 1
-        };
+        let new_no = self.next_segment_no();
         let path = segment_file(&self.dir, new_no);
         let seg = rebuild_from_storage(&self.storage, self.id, &config, &old.rec, &path)?;
+        self.replace_sealed(&old, seg, new_no, "damaged")
+    }
+
+    fn next_segment_no(&self) -> u64 {
+        let mut w = self.write.lock();
+        w.next_segment_no += 1;
+        w.next_segment_no - 1
+    }
+
+    /// Swaps sealed segment `old` for `seg` (a rewrite of the same id range, file `new_no`):
+    /// one RocksDB batch moves the record, then the segment set changes and the old file goes.
+    /// Under the write lock no delete lands between reading the tombstones and the swap.
+    fn replace_sealed(
+        &self,
+        old: &SealedEntry,
+        seg: SealedSegment,
+        new_no: u64,
+        why: &str,
+    ) -> Result<()> {
         let rec = SegmentRecord { no: new_no, ..old.rec.clone() };
         {
-            // Under the write lock no delete lands between reading the tombstones and the swap.
             let w = self.write.lock();
             let held: RoaringBitmap = seg.ids().into_iter().collect();
             let mut b = self.storage.batch(self.id);
             for iid in self.storage.dead_in_range(self.id, rec.lo, rec.hi)? {
                 if held.contains(iid) {
-                    // Deleted after the rebuild read its vector: keep it dead in the new file.
+                    // Deleted while the new file was written: it holds the id, keep it dead.
                     seg.delete(iid);
                 } else {
                     b.forget_tombstone(iid);
@@ -720,6 +695,7 @@ impl Collection {
             }
             b.delete_segment(old.rec.no);
             b.put_segment(&rec);
+            // Tombstones forgotten above must not come back through an older snapshot.
             b.put_payload_snapshot(&self.payload.read().encode(w.counters.next_iid));
             b.commit()?;
             let mut set = (**self.segments.read()).clone();
@@ -736,8 +712,9 @@ impl Collection {
             *self.segments.write() = Arc::new(set);
         }
         let old_path = segment_file(&self.dir, old.rec.no);
+        // Searches that still hold the old Arc keep their mapping; unlinking is safe on Unix.
         if let Err(e) = std::fs::remove_file(&old_path) {
-            tracing::warn!(file = %old_path.display(), error = %e, "could not remove damaged segment");
+            tracing::warn!(file = %old_path.display(), error = %e, "could not remove {why} segment");
         }
         Ok(())
     }

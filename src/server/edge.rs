@@ -93,7 +93,8 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let start = Instant::now();
         let method = req.uri().path().to_owned();
-        let header = req.headers().get("grpc-timeout").map(|v| v.to_str().unwrap_or("?").to_owned());
+        let header =
+            req.headers().get("grpc-timeout").map(|v| v.to_str().unwrap_or("?").to_owned());
         let request_id = req
             .headers()
             .get("x-request-id")

@@ -93,39 +93,80 @@ impl Metrics {
         out
     }
 
-    fn render_into(&self, out: &mut String, engine: &Engine, models: &Registry) -> std::fmt::Result {
-        writeln!(out, "# HELP hirevec_requests_total gRPC requests finished, by method and status code.")?;
+    fn render_into(
+        &self,
+        out: &mut String,
+        engine: &Engine,
+        models: &Registry,
+    ) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP hirevec_requests_total gRPC requests finished, by method and status code."
+        )?;
         writeln!(out, "# TYPE hirevec_requests_total counter")?;
         for ((method, code), n) in self.requests.lock().iter() {
-            writeln!(out, "hirevec_requests_total{{method=\"{}\",code=\"{code}\"}} {n}", label(method))?;
+            writeln!(
+                out,
+                "hirevec_requests_total{{method=\"{}\",code=\"{code}\"}} {n}",
+                label(method)
+            )?;
         }
-        writeln!(out, "# HELP hirevec_request_duration_seconds Time from request headers to response headers.")?;
+        writeln!(
+            out,
+            "# HELP hirevec_request_duration_seconds Time from request headers to response headers."
+        )?;
         writeln!(out, "# TYPE hirevec_request_duration_seconds histogram")?;
         for (method, h) in self.latency.lock().iter() {
             let m = label(method);
             let mut cumulative = 0;
             for (bound, n) in BUCKETS.iter().zip(h.counts) {
                 cumulative += n;
-                writeln!(out, "hirevec_request_duration_seconds_bucket{{method=\"{m}\",le=\"{bound}\"}} {cumulative}")?;
+                writeln!(
+                    out,
+                    "hirevec_request_duration_seconds_bucket{{method=\"{m}\",le=\"{bound}\"}} {cumulative}"
+                )?;
             }
-            writeln!(out, "hirevec_request_duration_seconds_bucket{{method=\"{m}\",le=\"+Inf\"}} {}", h.count)?;
+            writeln!(
+                out,
+                "hirevec_request_duration_seconds_bucket{{method=\"{m}\",le=\"+Inf\"}} {}",
+                h.count
+            )?;
             writeln!(out, "hirevec_request_duration_seconds_sum{{method=\"{m}\"}} {}", h.sum)?;
             writeln!(out, "hirevec_request_duration_seconds_count{{method=\"{m}\"}} {}", h.count)?;
         }
 
-        writeln!(out, "# HELP hirevec_model_queue_depth Texts (embedders) or pairs (rerankers) queued or in a forward pass.")?;
+        writeln!(
+            out,
+            "# HELP hirevec_model_queue_depth Texts (embedders) or pairs (rerankers) queued or in a forward pass."
+        )?;
         writeln!(out, "# TYPE hirevec_model_queue_depth gauge")?;
         for (id, kind, depth) in models.queue_depths() {
-            writeln!(out, "hirevec_model_queue_depth{{model=\"{}\",kind=\"{kind}\"}} {depth}", label(&id))?;
+            writeln!(
+                out,
+                "hirevec_model_queue_depth{{model=\"{}\",kind=\"{kind}\"}} {depth}",
+                label(&id)
+            )?;
         }
 
         let collections = engine.list();
         let gauges: [(&str, &str, fn(&super::collection::CollectionStats) -> u64); 5] = [
             ("hirevec_collection_documents", "Live documents.", |s| s.documents),
-            ("hirevec_collection_sealed_segments", "Sealed segment files.", |s| s.sealed_segments as u64),
-            ("hirevec_collection_growing_vectors", "Vectors in growing and frozen segments.", |s| s.growing_vectors),
-            ("hirevec_collection_tombstones", "Deleted vectors still held by segments.", |s| s.tombstones),
-            ("hirevec_collection_sequence", "Sequence number of the last acknowledged write.", |s| s.sequence),
+            ("hirevec_collection_sealed_segments", "Sealed segment files.", |s| {
+                s.sealed_segments as u64
+            }),
+            (
+                "hirevec_collection_growing_vectors",
+                "Vectors in growing and frozen segments.",
+                |s| s.growing_vectors,
+            ),
+            ("hirevec_collection_tombstones", "Deleted vectors still held by segments.", |s| {
+                s.tombstones
+            }),
+            (
+                "hirevec_collection_sequence",
+                "Sequence number of the last acknowledged write.",
+                |s| s.sequence,
+            ),
         ];
         let stats: Vec<_> = collections.iter().map(|c| (c.name().to_owned(), c.stats())).collect();
         for (name, help, get) in gauges {
