@@ -37,6 +37,9 @@ impl Histogram {
     }
 }
 
+/// Reads one per-collection gauge from the collection's counts.
+type Gauge = fn(&super::collection::CollectionStats) -> u64;
+
 /// Request metrics, shared by the edge layer and the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -149,7 +152,7 @@ impl Metrics {
         }
 
         let collections = engine.list();
-        let gauges: [(&str, &str, fn(&super::collection::CollectionStats) -> u64); 5] = [
+        let gauges: [(&str, &str, Gauge); 5] = [
             ("hirevec_collection_documents", "Live documents.", |s| s.documents),
             ("hirevec_collection_sealed_segments", "Sealed segment files.", |s| {
                 s.sealed_segments as u64

@@ -279,14 +279,12 @@ async fn load_with_samples(args: BenchLoadArgs) -> anyhow::Result<(LoadReport, S
             let mut s = Samples::default();
             let mut n = 0u64;
             loop {
-                match args.requests {
-                    Some(total) => {
-                        if issued.fetch_add(1, Ordering::Relaxed) >= total {
-                            break;
-                        }
-                    }
-                    None if Instant::now() >= deadline => break,
-                    None => {}
+                let done = match args.requests {
+                    Some(total) => issued.fetch_add(1, Ordering::Relaxed) >= total,
+                    None => Instant::now() >= deadline,
+                };
+                if done {
+                    break;
                 }
                 let t = Instant::now();
                 if rng.random::<f64>() < args.upsert_ratio {
