@@ -43,8 +43,8 @@ type Gauge = fn(&super::collection::CollectionStats) -> u64;
 /// Request metrics, shared by the edge layer and the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (method, gRPC code name) -> requests.
-    requests: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// method -> gRPC code name -> requests.
+    requests: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>,
     /// method -> latency.
     latency: Mutex<BTreeMap<String, Histogram>>,
 }
@@ -85,8 +85,22 @@ impl Metrics {
 
     /// Records one finished request.
     pub fn observe(&self, method: &str, code: tonic::Code, seconds: f64) {
-        *self.requests.lock().entry((method.to_owned(), code_name(code))).or_default() += 1;
-        self.latency.lock().entry(method.to_owned()).or_default().observe(seconds);
+        // Look up before inserting: the method is already there on every request but the first,
+        // and the hot path should not allocate its name each time.
+        let code = code_name(code);
+        let mut requests = self.requests.lock();
+        match requests.get_mut(method) {
+            Some(codes) => *codes.entry(code).or_default() += 1,
+            None => {
+                requests.insert(method.to_owned(), BTreeMap::from([(code, 1)]));
+            }
+        }
+        drop(requests);
+        let mut latency = self.latency.lock();
+        match latency.get_mut(method) {
+            Some(h) => h.observe(seconds),
+            None => latency.entry(method.to_owned()).or_default().observe(seconds),
+        }
     }
 
     /// The exposition text: request metrics, then gauges read from `engine` and `models` now.
@@ -107,12 +121,14 @@ impl Metrics {
             "# HELP hirevec_requests_total gRPC requests finished, by method and status code."
         )?;
         writeln!(out, "# TYPE hirevec_requests_total counter")?;
-        for ((method, code), n) in self.requests.lock().iter() {
-            writeln!(
-                out,
-                "hirevec_requests_total{{method=\"{}\",code=\"{code}\"}} {n}",
-                label(method)
-            )?;
+        for (method, codes) in self.requests.lock().iter() {
+            for (code, n) in codes {
+                writeln!(
+                    out,
+                    "hirevec_requests_total{{method=\"{}\",code=\"{code}\"}} {n}",
+                    label(method)
+                )?;
+            }
         }
         writeln!(
             out,
@@ -223,8 +239,8 @@ mod tests {
         assert_eq!((h.count, h.counts[1], h.counts[5]), (3, 1, 1));
         assert_eq!(h.counts.iter().sum::<u64>(), 2, "100 s lands only in +Inf");
         let reqs = m.requests.lock().clone();
-        assert_eq!(reqs[&("/hirevec.v1.Search/Search".to_string(), "OK")], 2);
-        assert_eq!(reqs[&("/hirevec.v1.Search/Search".to_string(), "INVALID_ARGUMENT")], 1);
+        assert_eq!(reqs["/hirevec.v1.Search/Search"]["OK"], 2);
+        assert_eq!(reqs["/hirevec.v1.Search/Search"]["INVALID_ARGUMENT"], 1);
         assert_eq!(label("a\"b\\c\n"), "a\\\"b\\\\c\\n");
     }
 }

@@ -93,13 +93,14 @@ impl ServerArgs {
     }
 }
 
-/// A server started for one tool run on a temporary data directory, stopped (SIGKILL: nothing
-/// in it is worth keeping) when dropped.
+/// A `hirevec serve` child process (eval's throw-away server, the crasher's victim), killed
+/// with SIGKILL when dropped: nothing in a throw-away server is worth keeping, and the crasher
+/// wants exactly that.
 #[derive(Debug)]
 pub struct ChildServer {
     child: Child,
     pub addr: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// The `hirevec` binary to start: this one, unless the tool runs from somewhere else.
@@ -108,15 +109,28 @@ pub fn own_binary() -> anyhow::Result<PathBuf> {
 }
 
 impl ChildServer {
-    /// Starts `bin serve` on 127.0.0.1:0 with `args` and waits for its `listening on` line
-    /// (model loading included).
+    /// Starts `bin serve` on a temporary data directory (removed with the server).
     pub fn start(bin: &Path, args: &[String]) -> anyhow::Result<ChildServer> {
         let dir = tempfile::tempdir().context("temporary data directory")?;
+        let mut server = Self::start_in(bin, dir.path(), args, &[])?;
+        server._dir = Some(dir);
+        Ok(server)
+    }
+
+    /// Starts `bin serve` on 127.0.0.1:0 over `data_dir` with `args` and `env` (HIREVEC_LOG
+    /// defaults to `warn`) and waits for its `listening on` line (model loading included).
+    pub fn start_in(
+        bin: &Path,
+        data_dir: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<ChildServer> {
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
+            .arg(data_dir)
             .args(args)
             .env("HIREVEC_LOG", std::env::var("HIREVEC_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -136,13 +150,20 @@ impl ChildServer {
             }
         });
         match rx.recv_timeout(Duration::from_secs(600)) {
-            Ok(addr) => Ok(ChildServer { child, addr, _dir: dir }),
+            Ok(addr) => Ok(ChildServer { child, addr, _dir: None }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
                 bail!("the server did not start (exit status {status:?}); its log is above")
             }
         }
+    }
+
+    /// SIGKILL and wait: the server gets no chance to flush or seal anything.
+    pub fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.kill().context("kill the server")?;
+        self.child.wait().context("wait for the killed server")?;
+        Ok(())
     }
 }
 

@@ -9,9 +9,7 @@
 //! operations of one failed request in doubt. A request cut off by the kill may or may not have
 //! landed; the checker accepts either, then records what the server actually holds.
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,17 +19,12 @@ use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tonic::transport::Channel;
 
+use super::client::{ChildServer, Clients};
 use crate::proto;
-use crate::proto::collections_client::CollectionsClient;
-use crate::proto::documents_client::DocumentsClient;
-use crate::proto::search_client::SearchClient;
 
 /// The collection the crasher creates and loads.
 const COLLECTION: &str = "crasher";
-/// Bound on a server start, only so that a broken binary fails the run instead of hanging it.
-const START_LIMIT: Duration = Duration::from_secs(300);
 /// Bound on the writers noticing the kill, for the same reason.
 const WRITERS_LIMIT: Duration = Duration::from_secs(60);
 /// The child's log filter unless HIREVEC_LOG says otherwise: warnings and errors of the engine,
@@ -184,80 +177,20 @@ fn int_field(payload: &HashMap<String, proto::Value>, key: &str) -> Option<i64> 
     }
 }
 
-/// The server as a child process.
-struct Server {
-    child: Child,
-    addr: String,
+/// The server as a child process: the tools' [`ChildServer`] over the crasher's data directory,
+/// with no model and quiet logs.
+fn start_server(bin: &Path, data_dir: &Path) -> Result<ChildServer> {
+    let log = std::env::var("HIREVEC_LOG").unwrap_or_else(|_| CHILD_LOG.into());
+    ChildServer::start_in(
+        bin,
+        data_dir,
+        &[],
+        &[("HIREVEC_MODEL", "none".into()), ("HIREVEC_LOG", log)],
+    )
 }
 
-impl Server {
-    /// Starts `bin serve` on a free port and waits for its address.
-    fn start(bin: &Path, data_dir: &Path) -> Result<Server> {
-        let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("HIREVEC_MODEL", "none")
-            .env("HIREVEC_LOG", std::env::var("HIREVEC_LOG").unwrap_or_else(|_| CHILD_LOG.into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("start {}", bin.display()))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keeps reading after the address so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent && let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
-                    sent = true;
-                }
-            }
-        });
-        match rx.recv_timeout(START_LIMIT) {
-            Ok(addr) => Ok(Server { child, addr }),
-            Err(_) => {
-                let status = child.try_wait();
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the server did not print its address (exit status {status:?})")
-            }
-        }
-    }
-
-    async fn clients(&self) -> Result<Clients> {
-        let ch = Channel::from_shared(format!("http://{}", self.addr))?
-            .connect()
-            .await
-            .with_context(|| format!("connect to {}", self.addr))?;
-        Ok(Clients {
-            collections: CollectionsClient::new(ch.clone()),
-            documents: DocumentsClient::new(ch.clone()).max_decoding_message_size(64 << 20),
-            search: SearchClient::new(ch).max_decoding_message_size(64 << 20),
-        })
-    }
-
-    /// SIGKILL: the server gets no chance to flush or seal anything.
-    fn kill9(mut self) -> Result<()> {
-        self.child.kill().context("kill the server")?;
-        self.child.wait().context("wait for the killed server")?;
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Clone)]
-struct Clients {
-    collections: CollectionsClient<Channel>,
-    documents: DocumentsClient<Channel>,
-    search: SearchClient<Channel>,
+async fn clients(server: &ChildServer) -> Result<Clients> {
+    super::client::connect(&server.addr, None).await
 }
 
 /// Settings the writers and the checker share.
@@ -711,8 +644,8 @@ async fn run_async(args: CrasherArgs) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let started = Instant::now();
 
-    let mut server = Server::start(&bin, &data_dir)?;
-    create_collection(&mut server.clients().await?, args.dim).await?;
+    let mut server = start_server(&bin, &data_dir)?;
+    create_collection(&mut clients(&server).await?, args.dim).await?;
     let mut hist: Vec<Vec<History>> =
         (0..args.writers).map(|_| vec![History::default(); args.ids_per_writer]).collect();
     let mut per_cycle = Vec::with_capacity(args.cycles);
@@ -721,7 +654,7 @@ async fn run_async(args: CrasherArgs) -> Result<()> {
 
     for cycle in 1..=args.cycles {
         let killing = Arc::new(AtomicBool::new(false));
-        let c = server.clients().await?;
+        let c = clients(&server).await?;
         let tasks: Vec<_> = (0..args.writers)
             .map(|w| {
                 let wrng = StdRng::seed_from_u64(rng.random());
@@ -747,10 +680,10 @@ async fn run_async(args: CrasherArgs) -> Result<()> {
         }
 
         let restart = Instant::now();
-        server = Server::start(&bin, &data_dir)?;
+        server = start_server(&bin, &data_dir)?;
         let restart_ms = restart.elapsed().as_millis() as u64;
         let check_started = Instant::now();
-        let mut c = server.clients().await?;
+        let mut c = clients(&server).await?;
         let checked = check(&mut c, &mut hist, shape, &mut rng).await?;
         let check_ms = check_started.elapsed().as_millis() as u64;
         println!(
