@@ -30,6 +30,11 @@ pub struct ServeConfig {
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "HIREVEC_MAX_MESSAGE_BYTES", default_value_t = 64 << 20)]
     pub max_message_bytes: usize,
+    /// Bytes of request messages held at once by all requests together, counted as they arrive
+    /// and before decoding; a request that would go over it is refused with RESOURCE_EXHAUSTED.
+    /// Decoding roughly doubles what a message occupies, so budget memory for about twice this.
+    #[arg(long, env = "HIREVEC_MAX_REQUEST_MEMORY", default_value_t = 1 << 30)]
+    pub max_request_memory: usize,
     /// Requests doing work at once; more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, env = "HIREVEC_MAX_INFLIGHT", default_value_t = 256)]
     pub max_inflight: usize,
@@ -101,6 +106,15 @@ impl ServeConfig {
         }
         if self.max_message_bytes < 1 << 20 {
             return Err(Error::invalid("--max-message-bytes", "must be at least 1 MiB"));
+        }
+        if self.max_request_memory < self.max_message_bytes + crate::server::edge::READ_AHEAD {
+            return Err(Error::invalid(
+                "--max-request-memory",
+                format!(
+                    "must be at least --max-message-bytes + {} (one largest message must fit)",
+                    crate::server::edge::READ_AHEAD
+                ),
+            ));
         }
         if !(1..=4096).contains(&self.max_inflight) {
             return Err(Error::invalid("--max-inflight", "must be in 1..=4096"));

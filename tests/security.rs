@@ -1,4 +1,5 @@
-//! API keys through the real server: who may call what, and that a refused call changes nothing.
+//! API keys, TLS and limits through the real server: who may call what, what is too big, and
+//! that a refused call changes nothing.
 mod common;
 
 use common::*;
@@ -203,4 +204,95 @@ async fn oversized_texts_are_refused_with_the_field_and_the_limit() {
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("documents[0]"), "{e:?}");
     server.stop();
+}
+
+/// One flood: `requests` upserts of `docs` documents of `dim` floats each, sent at once over
+/// `connections` connections. Returns (accepted, refused, peak RSS growth of the server in MiB).
+async fn flood(
+    server: &Server,
+    collection: &str,
+    requests: usize,
+    connections: usize,
+    docs: usize,
+    dim: u32,
+) -> (usize, usize, f64) {
+    let before = server.peak_rss_kib();
+    let mut channels = Vec::new();
+    for _ in 0..connections {
+        channels.push(server.channel().await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for r in 0..requests {
+        let mut client =
+            proto::documents_client::DocumentsClient::new(channels[r % connections].clone());
+        let documents = (0..docs)
+            .map(|i| {
+                let v = (0..dim).map(|j| ((r * docs + i) as f32 * 0.37 + j as f32).sin()).collect();
+                doc(&format!("{collection}-{r}-{i}"), Resume, v, &[])
+            })
+            .collect();
+        let req = proto::UpsertRequest { collection: collection.into(), documents };
+        tasks.spawn(async move { client.upsert(req).await });
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    while let Some(res) = tasks.join_next().await {
+        match res.unwrap() {
+            Ok(r) => {
+                assert_eq!(r.into_inner().upserted as usize, docs);
+                accepted += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                assert!(e.message().contains("--max-request-memory"), "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    let grown = server.peak_rss_kib().saturating_sub(before) as f64 / 1024.0;
+    (accepted, refused, grown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_requests_is_refused_past_the_memory_budget() {
+    // 64 upserts of ~2.9 MiB (700 vectors of 1024 floats), ~183 MiB in all, sent at once over
+    // 8 connections: once to a server with an 8 MiB request budget, once to one whose budget
+    // holds the whole flood.
+    const REQUESTS: usize = 64;
+    const DOCS: usize = 700;
+    const DIM: u32 = 1024;
+    let flood_mib = (REQUESTS * DOCS * DIM as usize * 4) as f64 / (1 << 20) as f64;
+    let mut grown = Vec::new();
+    for budget in ["8388608", "1073741824"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start_with(
+            dir.path(),
+            &["--max-message-bytes", "4194304", "--max-request-memory", budget],
+        );
+        let mut c = server.clients().await;
+        create(&mut c, "flood", config(DIM)).await;
+        let (accepted, refused, mib) = flood(&server, "flood", REQUESTS, 8, DOCS, DIM).await;
+        eprintln!(
+            "budget {budget} B: {accepted} accepted, {refused} refused, server peak RSS grew \
+             {mib:.1} MiB during a {flood_mib:.0} MiB flood"
+        );
+        assert!(accepted >= 1, "the first request always fits");
+        assert_eq!(
+            count(&mut c, "flood", None).await as usize,
+            accepted * DOCS,
+            "refused requests wrote nothing"
+        );
+        if budget == "8388608" {
+            assert!(refused >= 1, "an 8 MiB budget cannot hold {flood_mib:.0} MiB at once");
+        } else {
+            assert_eq!(refused, 0, "a budget over the flood refuses nothing");
+        }
+        grown.push(mib);
+        server.stop();
+    }
+    assert!(
+        grown[0] * 2.0 < grown[1],
+        "with the budget the server grew {:.1} MiB, without it {:.1} MiB",
+        grown[0],
+        grown[1]
+    );
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>,
     /// method -> latency.
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// The request-memory budget of the edge layer, once the server has made it.
+    budget: std::sync::OnceLock<super::edge::Budget>,
 }
 
 /// The canonical upper-case name of a gRPC status code, as other servers label it.
@@ -81,6 +83,17 @@ fn label(v: &str) -> String {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
+    }
+
+    /// Reports `budget`'s use as `hirevec_request_memory_bytes`.
+    pub fn watch_budget(&self, budget: super::edge::Budget) {
+        let _ = self.budget.set(budget);
+    }
+
+    /// Requests of `method` that finished with `code` so far.
+    pub fn requests(&self, method: &str, code: tonic::Code) -> u64 {
+        let requests = self.requests.lock();
+        requests.get(method).and_then(|c| c.get(code_name(code))).copied().unwrap_or(0)
     }
 
     /// Records one finished request.
@@ -152,6 +165,15 @@ impl Metrics {
             )?;
             writeln!(out, "hirevec_request_duration_seconds_sum{{method=\"{m}\"}} {}", h.sum)?;
             writeln!(out, "hirevec_request_duration_seconds_count{{method=\"{m}\"}} {}", h.count)?;
+        }
+
+        if let Some(b) = self.budget.get() {
+            writeln!(
+                out,
+                "# HELP hirevec_request_memory_bytes Request message bytes held now (of --max-request-memory)."
+            )?;
+            writeln!(out, "# TYPE hirevec_request_memory_bytes gauge")?;
+            writeln!(out, "hirevec_request_memory_bytes {}", b.in_use())?;
         }
 
         writeln!(

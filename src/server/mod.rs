@@ -62,6 +62,8 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         engine.start_verifier(std::time::Duration::from_secs(config.verify_interval));
     }
     let metrics = metrics::Metrics::new();
+    let budget = edge::Budget::new(config.max_request_memory, config.max_message_bytes);
+    metrics.watch_budget(budget.clone());
     if let Some(at) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(at).await.map_err(|source| Error::Io {
             op: "listen (metrics) on",
@@ -134,7 +136,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         // Outermost first: the edge layer sees (and counts) requests the key check refuses.
         .layer(
             tower::ServiceBuilder::new()
-                .layer(edge::EdgeLayer::new(metrics))
+                .layer(edge::EdgeLayer::new(metrics, budget))
                 .layer(auth::AuthLayer::new(keys)),
         )
         .add_service(health)

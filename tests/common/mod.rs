@@ -88,6 +88,18 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's peak resident memory so far (Linux `VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in status");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(mut self) {
         let status =
