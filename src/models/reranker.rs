@@ -228,8 +228,7 @@ impl RerankModel {
     pub fn logits(&self, batch: &[&[u32]]) -> Result<Vec<[f32; 2]>> {
         let id = &self.info.id;
         let last = self.backbone.forward(batch).map_err(ModelError::candle(id))?;
-        let logits = last
-            .matmul(&self.head_t)
+        let logits = super::layers::matmul(&last, &self.head_t)
             .and_then(|t| t.to_dtype(DType::F32))
             .and_then(|t| t.to_vec2::<f32>())
             .map_err(ModelError::candle(id))?;

@@ -87,20 +87,16 @@ impl Budget {
     }
 }
 
-/// What one request holds of the [`Budget`]; given back when both the request's body and its
-/// handler are done.
-#[derive(Debug, Default)]
-struct Held {
-    permit: Option<OwnedSemaphorePermit>,
-    bytes: usize,
-}
+/// What one request holds of the [`Budget`] (its permit counts the bytes); given back when both
+/// the request's body and its handler are done.
+type Held = Arc<parking_lot::Mutex<Option<OwnedSemaphorePermit>>>;
 
 /// A request body that charges its bytes to the budget as they arrive.
 #[derive(Debug)]
 struct Charged<B> {
     inner: B,
     budget: Budget,
-    held: Arc<parking_lot::Mutex<Held>>,
+    held: Held,
 }
 
 impl<B> Body for Charged<B>
@@ -125,7 +121,8 @@ where
         };
         let Some(data) = frame.data_ref() else { return Poll::Ready(Some(Ok(frame))) };
         let mut held = self.held.lock();
-        let need = data.len().min(self.budget.per_request.saturating_sub(held.bytes));
+        let charged = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+        let need = data.len().min(self.budget.per_request.saturating_sub(charged));
         if need > 0 {
             let got = u32::try_from(need)
                 .ok()
@@ -138,10 +135,9 @@ where
                     self.budget.total
                 )))));
             };
-            held.bytes += need;
-            match &mut held.permit {
+            match held.as_mut() {
                 Some(p) => p.merge(got),
-                None => held.permit = Some(got),
+                None => *held = Some(got),
             }
         }
         drop(held);
@@ -261,7 +257,7 @@ where
                 return Box::pin(std::future::ready(Ok(status.into_http())));
             }
         };
-        let held = Arc::new(parking_lot::Mutex::new(Held::default()));
+        let held = Held::default();
         let budget = self.budget.clone();
         let req =
             req.map(|inner| tonic::body::Body::new(Charged { inner, budget, held: held.clone() }));
