@@ -3,14 +3,16 @@
 //! matmul over the whole flattened batch, and that crate (and its hundred other models) stays out
 //! of the build.
 //!
-//! Batch layout: texts are right-padded; padding keys are masked out of attention and padding
-//! positions out of the pooling, so a padded row computes what it would alone.
-use candle_core::{D, DType, Module, Result, Tensor};
+//! Batch layout: no padding. The texts of a batch are packed into one `[tokens, hidden]` matrix;
+//! every projection is one matmul over all of it and attention runs per text, so each text
+//! computes exactly what it would alone and a batch costs its real tokens, not batch size times
+//! the longest text.
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::device::Compute;
-use super::layers::{self, Linear, attention};
+use super::layers::{self, Linear};
 
 /// The fields of a BERT config.json this encoder reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -207,67 +209,62 @@ impl Bert {
     }
 
     /// Pooled sentence vectors `[B, hidden]`, not normalised. `batch` holds token ids without
-    /// padding; this right-pads them.
+    /// padding, and they stay unpadded: the sequences are packed one after another into
+    /// `[tokens, hidden]` rows, the projections run over all rows at once and attention runs
+    /// per sequence ([`layers::packed_attention`]).
     pub fn forward(&self, batch: &[&[u32]]) -> Result<Tensor> {
         let dev = &self.compute.device;
-        let b = batch.len();
-        let l = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        if b == 0 || l == 0 {
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        if batch.is_empty() || batch.iter().any(|s| s.is_empty()) {
             candle_core::bail!("empty batch or empty text");
         }
-        if l > self.cfg.max_position_embeddings {
+        if longest > self.cfg.max_position_embeddings {
             candle_core::bail!(
-                "sequence of {l} tokens exceeds max_position_embeddings {}",
+                "sequence of {longest} tokens exceeds max_position_embeddings {}",
                 self.cfg.max_position_embeddings
             );
         }
         let h = self.cfg.hidden_size;
         let nh = self.cfg.num_attention_heads;
-        let hd = h / nh;
-        let mut ids = Vec::with_capacity(b * l);
-        let mut keep = Vec::with_capacity(b * l);
+        let total: usize = batch.iter().map(|s| s.len()).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        let mut seqs = Vec::with_capacity(batch.len());
         for s in batch {
+            seqs.push((ids.len(), s.len()));
             ids.extend_from_slice(s);
-            ids.extend(std::iter::repeat_n(0u32, l - s.len()));
-            keep.extend(std::iter::repeat_n(1f32, s.len()));
-            keep.extend(std::iter::repeat_n(0f32, l - s.len()));
+            positions.extend(0..s.len() as u32);
         }
-        let ids = Tensor::from_vec(ids, b * l, dev)?;
-        let keep = Tensor::from_vec(keep, (b, l), dev)?;
-        // Additive key mask [B, 1, 1, L]: padding keys get a large negative score.
-        let key_mask =
-            ((keep.ones_like()? - &keep)? * f64::from(f32::MIN))?.reshape((b, 1, 1, l))?;
-        let mask = |rows: std::ops::Range<usize>| key_mask.narrow(0, rows.start, rows.len());
+        let ids = Tensor::from_vec(ids, total, dev)?;
+        let positions = Tensor::from_vec(positions, total, dev)?;
 
-        let x = self.word.index_select(&ids, 0)?.reshape((b, l, h))?;
-        let x = x.broadcast_add(&self.position.narrow(0, 0, l)?)?.broadcast_add(&self.type0)?;
+        let x = (self.word.index_select(&ids, 0)? + self.position.index_select(&positions, 0)?)?
+            .broadcast_add(&self.type0)?;
         let mut x = self.emb_norm.forward(&x)?;
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x)?;
-            let heads = |i: usize| -> Result<Tensor> {
-                qkv.narrow(D::Minus1, i * h, h)?
-                    .reshape((b, l, nh, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
-            let ctx = attention(&q, &k, &v, &mask)?;
-            x = layer.attn_norm.forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
+            let ctx = layers::packed_attention(&qkv, &seqs, nh, h / nh)?;
+            x = layer.attn_norm.forward(&layer.attn_out.forward_add(&ctx, &x)?)?;
             let inter = layer.inter.forward(&x)?;
             let inter = match self.act {
                 Act::GeluErf => layers::gelu_erf(&inter)?,
                 Act::GeluTanh => inter.gelu()?,
                 Act::Relu => inter.relu()?,
             };
-            x = layer.out_norm.forward(&(layer.out.forward(&inter)? + &x)?)?;
+            x = layer.out_norm.forward(&layer.out.forward_add(&inter, &x)?)?;
         }
+        let x = x.to_dtype(DType::F32)?;
         match self.pooling {
-            Pooling::Cls => x.narrow(1, 0, 1)?.squeeze(1),
+            Pooling::Cls => {
+                let firsts: Vec<u32> = seqs.iter().map(|&(s, _)| s as u32).collect();
+                x.index_select(&Tensor::new(firsts.as_slice(), dev)?, 0)
+            }
             Pooling::Mean => {
-                let x = x.to_dtype(DType::F32)?;
-                let summed = x.broadcast_mul(&keep.unsqueeze(2)?)?.sum(1)?;
-                let counts = keep.sum_keepdim(1)?.clamp(1e-9f32, f32::MAX)?;
-                summed.broadcast_div(&counts)
+                let rows = seqs
+                    .iter()
+                    .map(|&(s, n)| x.narrow(0, s, n)?.mean_keepdim(0))
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&rows, 0)
             }
         }
     }

@@ -1,6 +1,9 @@
 //! Small building blocks shared by the model files: a linear layer that runs as one 2-D matmul,
 //! attention with an additive mask computed in bounded-size chunks, and the CPU matmul both use.
-use candle_core::{CpuStorage, CustomOp2, D, DType, Layout, Module, Result, Shape, Tensor, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Module, Result, Shape, Tensor,
+    bail,
+};
 
 /// `[.., m, k] x [.., k, n]` in f32 on the CPU through gemm, as candle's matmul does, minus its
 /// per-call cost: candle looks the core count up on every matmul (an environment read and, where
@@ -110,6 +113,137 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
+fn gemm_parallelism() -> gemm::Parallelism {
+    if rayon::current_num_threads() < 2 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    }
+}
+
+/// A contiguous f32 view of a CPU tensor's storage, or an error naming `what`.
+fn cpu_f32<'s>(s: &'s CpuStorage, l: &Layout, what: &str) -> Result<&'s [f32]> {
+    let CpuStorage::F32(v) = s else { bail!("{what}: f32 only") };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("{what}: must be contiguous"),
+    }
+}
+
+/// `x W^T + bias (+ residual)` for `[m, k]` rows on the CPU in one pass over the output: the
+/// output starts as the bias (plus the residual) and gemm accumulates the product into it, so
+/// neither the bias nor the residual costs a separate sweep over `[m, n]` (a quarter of MiniLM's
+/// non-matmul time at 128 texts went to those sweeps and to zeroing the output).
+#[derive(Debug)]
+struct CpuLinear<'a> {
+    bias: Option<&'a [f32]>,
+}
+
+impl CpuLinear<'_> {
+    fn run(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        k: usize,
+        residual: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        if k == 0 || x.len() % k != 0 || w.len() % k != 0 {
+            bail!(
+                "hirevec-cpu-linear: {} inputs and {} weights do not split into rows of {k}",
+                x.len(),
+                w.len()
+            );
+        }
+        let (m, n) = (x.len() / k, w.len() / k);
+        if self.bias.is_some_and(|b| b.len() != n) || residual.is_some_and(|r| r.len() != m * n) {
+            bail!("hirevec-cpu-linear: bias or residual does not match [{m}, {n}]");
+        }
+        let mut dst = vec![0f32; m * n];
+        let read_dst = self.bias.is_some() || residual.is_some();
+        if read_dst && n > 0 {
+            dst.par_chunks_mut(n * 64).enumerate().for_each(|(c, rows)| {
+                for (r, row) in rows.chunks_mut(n).enumerate() {
+                    let i = c * 64 + r;
+                    match (self.bias, residual) {
+                        (Some(b), Some(res)) => {
+                            for ((d, b), x) in row.iter_mut().zip(b).zip(&res[i * n..(i + 1) * n]) {
+                                *d = b + x;
+                            }
+                        }
+                        (Some(b), None) => row.copy_from_slice(b),
+                        (None, Some(res)) => row.copy_from_slice(&res[i * n..(i + 1) * n]),
+                        (None, None) => {}
+                    }
+                }
+            });
+        }
+        // SAFETY: x holds m*k, w k*n (row-major [k, n]) and dst m*n elements, all contiguous;
+        // gemm reads and writes only inside these views.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                read_dst,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                1,
+                n as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm_parallelism(),
+            );
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+    }
+}
+
+impl CustomOp2 for CpuLinear<'_> {
+    fn name(&self) -> &'static str {
+        "hirevec-cpu-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (k, name) = (l2.dims()[0], CustomOp2::name(self));
+        self.run(cpu_f32(s1, l1, name)?, cpu_f32(s2, l2, name)?, k, None)
+    }
+}
+
+impl CustomOp3 for CpuLinear<'_> {
+    fn name(&self) -> &'static str {
+        "hirevec-cpu-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let k = l2.dims()[0];
+        let name = CustomOp3::name(self);
+        self.run(cpu_f32(s1, l1, name)?, cpu_f32(s2, l2, name)?, k, Some(cpu_f32(s3, l3, name)?))
+    }
+}
+
 /// `y = x W^T + b` over the last dimension. Inputs of any rank are flattened to one 2-D matmul:
 /// candle would otherwise run one small matmul per batch row.
 #[derive(Debug, Clone)]
@@ -117,12 +251,21 @@ pub(crate) struct Linear {
     /// `[in, out]`, stored transposed and contiguous so the matmul reads it row-major.
     weight_t: Tensor,
     bias: Option<Tensor>,
+    /// The bias as plain floats when the layer runs on the CPU in f32 ([`CpuLinear`]).
+    bias_cpu: Option<std::sync::Arc<[f32]>>,
 }
 
 impl Linear {
     /// From a `[out, in]` weight as stored in checkpoints.
     pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        Ok(Linear { weight_t: weight.t()?.contiguous()?, bias })
+        let weight_t = weight.t()?.contiguous()?;
+        let bias_cpu = match &bias {
+            Some(b) if b.device().is_cpu() && b.dtype() == DType::F32 => {
+                Some(b.flatten_all()?.to_vec1::<f32>()?.into())
+            }
+            _ => None,
+        };
+        Ok(Linear { weight_t, bias, bias_cpu })
     }
 
     /// Several projections of the same input fused into one (q, k, v; gate, up): the weights
@@ -142,21 +285,54 @@ impl Linear {
     pub(crate) fn out_dim(&self) -> usize {
         self.weight_t.dims()[1]
     }
-}
 
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x W^T + b + residual`, `residual` shaped like the output: the residual connection of a
+    /// transformer block, folded into the matmul on the CPU.
+    pub(crate) fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.apply(x, Some(residual))
+    }
+
+    fn apply(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let (rows, inner) =
             (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
-        let y = matmul(&x.reshape((rows, inner))?, &self.weight_t)?;
+        let mut out = dims;
+        *out.last_mut().expect("rank >= 1") = self.out_dim();
+        let x2 = x.reshape((rows, inner))?;
+        let on_cpu_f32 = x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && self.weight_t.dtype() == DType::F32
+            && residual.is_none_or(|r| r.dtype() == DType::F32)
+            && (self.bias.is_none() || self.bias_cpu.is_some());
+        if on_cpu_f32 {
+            let op = CpuLinear { bias: self.bias_cpu.as_deref() };
+            let x2 = x2.contiguous()?;
+            let y = match residual {
+                Some(r) => x2.apply_op3_no_bwd(
+                    &self.weight_t,
+                    &r.reshape((rows, self.out_dim()))?.contiguous()?,
+                    &op,
+                )?,
+                None => x2.apply_op2_no_bwd(&self.weight_t, &op)?,
+            };
+            return y.reshape(out);
+        }
+        let y = x2.matmul(&self.weight_t)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
-        let mut out = dims;
-        *out.last_mut().expect("rank >= 1") = self.out_dim();
-        y.reshape(out)
+        let y = y.reshape(out)?;
+        match residual {
+            Some(r) => y + r,
+            None => Ok(y),
+        }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, None)
     }
 }
 
@@ -216,6 +392,156 @@ pub(crate) fn attention(
     out.reshape((b, h, l, dh))?.transpose(1, 2)?.contiguous()?.reshape((b, l, h * dh))
 }
 
+/// Self-attention over packed sequences without padding, for encoders (no causal mask, every
+/// head its own key-value head).
+///
+/// `qkv` is `[T, 3 * H * Dh]`: the tokens of all sequences one after another, each row its
+/// query, key and value projections side by side (as [`Linear::fused`] makes them).
+/// `seqs` gives each sequence's first row and length. Returns `[T, H * Dh]`, each token attending
+/// only to the tokens of its own sequence. Nothing is spent on padding: a batch costs the sum of
+/// its sequences, not batch size times the longest.
+pub(crate) fn packed_attention(
+    qkv: &Tensor,
+    seqs: &[(usize, usize)],
+    heads: usize,
+    head_dim: usize,
+) -> Result<Tensor> {
+    let h = heads * head_dim;
+    let (t, width) = qkv.dims2()?;
+    if width != 3 * h {
+        bail!("packed attention: qkv has {width} columns, not 3 x {heads} x {head_dim}");
+    }
+    if seqs.iter().any(|&(s, n)| s + n > t) {
+        bail!("packed attention: a sequence runs past the {t} rows of qkv");
+    }
+    if qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
+        return qkv.contiguous()?.apply_op1_no_bwd(&CpuPackedAttention { seqs, heads, head_dim });
+    }
+    // Other devices: one sequence at a time through the general attention, no mask needed.
+    let mut outs = Vec::with_capacity(seqs.len());
+    for &(start, n) in seqs {
+        let rows = qkv.narrow(0, start, n)?;
+        let part = |i: usize| -> Result<Tensor> {
+            rows.narrow(1, i * h, h)?
+                .reshape((1, n, heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let no_mask = Tensor::zeros((1, 1, 1, n), DType::F32, qkv.device())?;
+        let out = attention(&part(0)?, &part(1)?, &part(2)?, &|_| Ok(no_mask.clone()))?;
+        outs.push(out.reshape((n, h))?);
+    }
+    Tensor::cat(&outs, 0)
+}
+
+/// [`packed_attention`] on the CPU: one task per (sequence, head), each two small gemm calls
+/// that read q, k and v straight out of the qkv rows through strides (no transposed copies) and
+/// write the context into its own columns of the output.
+struct CpuPackedAttention<'a> {
+    seqs: &'a [(usize, usize)],
+    heads: usize,
+    head_dim: usize,
+}
+
+/// The output pointer shared by the tasks; each writes a disjoint (rows, columns) block.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint blocks (their own sequence's rows x their own head's columns) and
+// the buffer outlives the parallel loop.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl CustomOp1 for CpuPackedAttention<'_> {
+    fn name(&self) -> &'static str {
+        "hirevec-packed-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let qkv = cpu_f32(s, l, self.name())?;
+        let (hd, h) = (self.head_dim, self.heads * self.head_dim);
+        let w = 3 * h;
+        let t = qkv.len() / w;
+        let mut out = vec![0f32; t * h];
+        let dst = OutPtr(out.as_mut_ptr());
+        let scale = 1.0 / (hd as f32).sqrt();
+        (0..self.seqs.len() * self.heads).into_par_iter().for_each(|task| {
+            let (start, n) = self.seqs[task / self.heads];
+            let head = task % self.heads;
+            if n == 0 {
+                return;
+            }
+            let base = start * w + head * hd;
+            let mut scores = vec![0f32; n * n];
+            // SAFETY: q rows start..start+n, columns [head*hd, (head+1)*hd) of qkv, and the k
+            // and v blocks h and 2h columns further, are inside qkv (start + n <= t was
+            // checked); scores holds n x n; the output block (same rows, the head's columns of
+            // an h-wide row) is written by this task alone.
+            unsafe {
+                // scores = scale * q k^T: k^T read column-major out of k's rows.
+                gemm::gemm(
+                    n,
+                    n,
+                    hd,
+                    scores.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    qkv.as_ptr().add(base),
+                    1,
+                    w as isize,
+                    qkv.as_ptr().add(base + h),
+                    w as isize,
+                    1,
+                    0.0,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for row in scores.chunks_mut(n) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
+                }
+                let inv = 1.0 / sum;
+                for x in row.iter_mut() {
+                    *x *= inv;
+                }
+            }
+            let dst = dst;
+            unsafe {
+                gemm::gemm(
+                    n,
+                    hd,
+                    n,
+                    dst.0.add(start * h + head * hd),
+                    1,
+                    h as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    n as isize,
+                    qkv.as_ptr().add(base + 2 * h),
+                    1,
+                    w as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((t, h))))
+    }
+}
+
 /// L2-normalises each row of `[N, D]` (rows of zeros stay zero).
 pub(crate) fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     let x = x.to_dtype(DType::F32)?;
@@ -228,18 +554,31 @@ pub(crate) fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 /// under f32 rounding of the activations): candle's own op is single-threaded with a slower f64
 /// erf, and was a sixth of MiniLM's forward time. Elsewhere candle's op is used.
 pub(crate) fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    use rayon::prelude::*;
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         return x.gelu_erf();
     }
-    let shape = x.shape().clone();
-    let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-    v.par_chunks_mut(16 * 1024).for_each(|c| {
-        for y in c {
-            *y = gelu_erf_scalar(*y);
-        }
-    });
-    Tensor::from_vec(v, shape, x.device())
+    x.contiguous()?.apply_op1_no_bwd(&CpuGeluErf)
+}
+
+/// [`gelu_erf`] on the CPU: reads the input once and writes the output once.
+struct CpuGeluErf;
+
+impl CustomOp1 for CpuGeluErf {
+    fn name(&self) -> &'static str {
+        "hirevec-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let x = cpu_f32(s, l, self.name())?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(16 * 1024).zip(x.par_chunks(16 * 1024)).for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = gelu_erf_scalar(x);
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
 }
 
 #[inline]
