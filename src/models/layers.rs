@@ -148,7 +148,7 @@ impl CpuLinear<'_> {
         residual: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        if k == 0 || x.len() % k != 0 || w.len() % k != 0 {
+        if k == 0 || !x.len().is_multiple_of(k) || !w.len().is_multiple_of(k) {
             bail!(
                 "hirevec-cpu-linear: {} inputs and {} weights do not split into rows of {k}",
                 x.len(),
@@ -397,7 +397,7 @@ pub(crate) fn attention(
 ///
 /// `qkv` is `[T, 3 * H * Dh]`: the tokens of all sequences one after another, each row its
 /// query, key and value projections side by side (as [`Linear::fused`] makes them).
-/// `seqs` gives each sequence's first row and length. Returns `[T, H * Dh]`, each token attending
+/// `seqs` gives each sequence's first row and length, in order, covering every row. Returns `[T, H * Dh]`, each token attending
 /// only to the tokens of its own sequence. Nothing is spent on padding: a batch costs the sum of
 /// its sequences, not batch size times the longest.
 pub(crate) fn packed_attention(
@@ -411,13 +411,32 @@ pub(crate) fn packed_attention(
     if width != 3 * h {
         bail!("packed attention: qkv has {width} columns, not 3 x {heads} x {head_dim}");
     }
-    if seqs.iter().any(|&(s, n)| s + n > t) {
-        bail!("packed attention: a sequence runs past the {t} rows of qkv");
+    // The sequences tile the rows in order, as the packing lays them out.
+    let mut next = 0;
+    for &(start, n) in seqs {
+        if start != next {
+            bail!("packed attention: a sequence starts at row {start}, not {next}");
+        }
+        next += n;
+    }
+    if next != t {
+        bail!("packed attention: the sequences cover {next} rows of qkv's {t}");
     }
     if qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
         return qkv.contiguous()?.apply_op1_no_bwd(&CpuPackedAttention { seqs, heads, head_dim });
     }
-    // Other devices: one sequence at a time through the general attention, no mask needed.
+    packed_attention_per_sequence(qkv, seqs, heads, head_dim)
+}
+
+/// [`packed_attention`] elsewhere than on the CPU in f32: one sequence at a time through the
+/// general [`attention`], no mask needed.
+fn packed_attention_per_sequence(
+    qkv: &Tensor,
+    seqs: &[(usize, usize)],
+    heads: usize,
+    head_dim: usize,
+) -> Result<Tensor> {
+    let h = heads * head_dim;
     let mut outs = Vec::with_capacity(seqs.len());
     for &(start, n) in seqs {
         let rows = qkv.narrow(0, start, n)?;
@@ -428,8 +447,8 @@ pub(crate) fn packed_attention(
                 .contiguous()
         };
         let no_mask = Tensor::zeros((1, 1, 1, n), DType::F32, qkv.device())?;
-        let out = attention(&part(0)?, &part(1)?, &part(2)?, &|_| Ok(no_mask.clone()))?;
-        outs.push(out.reshape((n, h))?);
+        let ctx = attention(&part(0)?, &part(1)?, &part(2)?, &|_| Ok(no_mask.clone()))?;
+        outs.push(ctx.reshape((n, h))?);
     }
     Tensor::cat(&outs, 0)
 }
@@ -446,10 +465,24 @@ struct CpuPackedAttention<'a> {
 /// The output pointer shared by the tasks; each writes a disjoint (rows, columns) block.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint blocks (their own sequence's rows x their own head's columns) and
-// the buffer outlives the parallel loop.
+
+// SAFETY: tasks write disjoint blocks (their own sequence's rows x their own head's columns)
+// and the buffer outlives the parallel loop.
 unsafe impl Send for OutPtr {}
+// SAFETY: as for Send.
 unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The element `offset` places in. A method, so closures capture the Sync wrapper rather
+    /// than its raw pointer field.
+    ///
+    /// # Safety
+    /// `offset` must be inside the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller keeps offset inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
 
 impl CustomOp1 for CpuPackedAttention<'_> {
     fn name(&self) -> &'static str {
@@ -462,6 +495,9 @@ impl CustomOp1 for CpuPackedAttention<'_> {
         let (hd, h) = (self.head_dim, self.heads * self.head_dim);
         let w = 3 * h;
         let t = qkv.len() / w;
+        if !qkv.len().is_multiple_of(w) || self.seqs.iter().any(|&(start, n)| start + n > t) {
+            bail!("{}: the sequences do not fit the {t} rows of qkv", self.name());
+        }
         let mut out = vec![0f32; t * h];
         let dst = OutPtr(out.as_mut_ptr());
         let scale = 1.0 / (hd as f32).sqrt();
@@ -474,8 +510,8 @@ impl CustomOp1 for CpuPackedAttention<'_> {
             let base = start * w + head * hd;
             let mut scores = vec![0f32; n * n];
             // SAFETY: q rows start..start+n, columns [head*hd, (head+1)*hd) of qkv, and the k
-            // and v blocks h and 2h columns further, are inside qkv (start + n <= t was
-            // checked); scores holds n x n; the output block (same rows, the head's columns of
+            // and v blocks h and 2h columns further, are inside qkv (start + n <= t, checked
+            // above); scores holds n x n; the output block (same rows, the head's columns of
             // an h-wide row) is written by this task alone.
             unsafe {
                 // scores = scale * q k^T: k^T read column-major out of k's rows.
@@ -513,13 +549,14 @@ impl CustomOp1 for CpuPackedAttention<'_> {
                     *x *= inv;
                 }
             }
-            let dst = dst;
+            // SAFETY: as above: probs is n x n, v's block is inside qkv, the output block is this
+            // task's own.
             unsafe {
                 gemm::gemm(
                     n,
                     hd,
                     n,
-                    dst.0.add(start * h + head * hd),
+                    dst.at(start * h + head * hd),
                     1,
                     h as isize,
                     false,
@@ -637,6 +674,72 @@ mod tests {
                 assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
             }
         }
+    }
+
+    /// Fixed pseudo-random values (no seed to print): a sine of the index, phase-shifted.
+    fn fixed(shape: &[usize], phase: f32) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37 + phase).sin()).collect();
+        Tensor::from_vec(v, shape, &candle_core::Device::Cpu).unwrap()
+    }
+
+    fn assert_close(got: &Tensor, want: &Tensor, tol: f32) {
+        assert_eq!(got.dims(), want.dims());
+        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn linear_folds_bias_and_residual_as_candles_ops_would() {
+        let x = fixed(&[2, 5, 7], 0.5);
+        let (w, b) = (fixed(&[6, 7], 1.5), fixed(&[6], 2.5));
+        let res = fixed(&[2, 5, 6], 3.5);
+        let plain = (x.matmul(&w.t().unwrap().broadcast_left(2).unwrap()).unwrap())
+            .broadcast_add(&b)
+            .unwrap();
+        let with_bias = Linear::new(w.clone(), Some(b)).unwrap();
+        assert_close(&with_bias.forward(&x).unwrap(), &plain, 1e-5);
+        assert_close(&with_bias.forward_add(&x, &res).unwrap(), &(&plain + &res).unwrap(), 1e-5);
+        let no_bias = Linear::new(w.clone(), None).unwrap();
+        let bare = x.matmul(&w.t().unwrap().broadcast_left(2).unwrap()).unwrap();
+        assert_close(&no_bias.forward(&x).unwrap(), &bare, 1e-5);
+        assert_close(&no_bias.forward_add(&x, &res).unwrap(), &(&bare + &res).unwrap(), 1e-5);
+    }
+
+    #[test]
+    fn packed_attention_equals_each_sequence_attending_alone() {
+        let (heads, hd) = (3, 4);
+        let h = heads * hd;
+        // Lengths 5, 1 and 3 packed into 9 rows.
+        let seqs = [(0, 5), (5, 1), (6, 3)];
+        let qkv = fixed(&[9, 3 * h], 0.25);
+        let got = packed_attention(&qkv, &seqs, heads, hd).unwrap();
+        assert_eq!(got.dims(), &[9, h]);
+        for &(start, n) in &seqs {
+            // Reference: candle's own ops on this sequence alone, head by head.
+            let rows = qkv.narrow(0, start, n).unwrap();
+            let mut heads_out = Vec::new();
+            for j in 0..heads {
+                let q = rows.narrow(1, j * hd, hd).unwrap();
+                let k = rows.narrow(1, h + j * hd, hd).unwrap();
+                let v = rows.narrow(1, 2 * h + j * hd, hd).unwrap().contiguous().unwrap();
+                let scores = (q.matmul(&k.t().unwrap()).unwrap() / (hd as f64).sqrt()).unwrap();
+                let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+                heads_out.push(probs.matmul(&v).unwrap());
+            }
+            let want = Tensor::cat(&heads_out, 1).unwrap();
+            assert_close(&got.narrow(0, start, n).unwrap(), &want, 1e-5);
+        }
+        // The path other devices take computes the same.
+        let general = packed_attention_per_sequence(&qkv, &seqs, heads, hd).unwrap();
+        assert_close(&general, &got, 1e-5);
+        let bad = packed_attention(&qkv, &[(0, 5), (6, 3)], heads, hd).unwrap_err().to_string();
+        assert!(bad.contains("starts at row 6, not 5"), "{bad}");
+        let bad = packed_attention(&qkv, &[(0, 5), (5, 1)], heads, hd).unwrap_err().to_string();
+        assert!(bad.contains("cover 6 rows of qkv's 9"), "{bad}");
     }
 
     #[test]

@@ -251,14 +251,14 @@ impl Qwen3 {
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let attn = attention(&q, &k, &v, mask)?;
-        let x = (x + layer.o.forward(&attn)?)?;
+        let x = layer.o.forward_add(&attn, x)?;
 
         let hx = rms_norm(&x, &layer.post_norm, eps)?;
         let gu = layer.gate_up.forward(&hx)?;
         let im = self.cfg.intermediate_size;
         let act = (candle_nn::ops::silu(&gu.narrow(D::Minus1, 0, im)?)?
             * gu.narrow(D::Minus1, im, im)?)?;
-        x + layer.down.forward(&act)?
+        layer.down.forward_add(&act, &x)
     }
 }
 
