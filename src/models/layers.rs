@@ -501,80 +501,84 @@ impl CustomOp1 for CpuPackedAttention<'_> {
         let mut out = vec![0f32; t * h];
         let dst = OutPtr(out.as_mut_ptr());
         let scale = 1.0 / (hd as f32).sqrt();
-        (0..self.seqs.len() * self.heads).into_par_iter().for_each(|task| {
-            let (start, n) = self.seqs[task / self.heads];
-            let head = task % self.heads;
-            if n == 0 {
-                return;
-            }
-            let base = start * w + head * hd;
-            let mut scores = vec![0f32; n * n];
-            // SAFETY: q rows start..start+n, columns [head*hd, (head+1)*hd) of qkv, and the k
-            // and v blocks h and 2h columns further, are inside qkv (start + n <= t, checked
-            // above); scores holds n x n; the output block (same rows, the head's columns of
-            // an h-wide row) is written by this task alone.
-            unsafe {
-                // scores = scale * q k^T: k^T read column-major out of k's rows.
-                gemm::gemm(
-                    n,
-                    n,
-                    hd,
-                    scores.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    qkv.as_ptr().add(base),
-                    1,
-                    w as isize,
-                    qkv.as_ptr().add(base + h),
-                    w as isize,
-                    1,
-                    0.0,
-                    scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-            for row in scores.chunks_mut(n) {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for x in row.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
+        // One scores buffer per worker, reused across its tasks.
+        (0..self.seqs.len() * self.heads).into_par_iter().for_each_init(
+            Vec::new,
+            |scores, task| {
+                let (start, n) = self.seqs[task / self.heads];
+                let head = task % self.heads;
+                if n == 0 {
+                    return;
                 }
-                let inv = 1.0 / sum;
-                for x in row.iter_mut() {
-                    *x *= inv;
+                let base = start * w + head * hd;
+                scores.resize(n * n, 0.0);
+                // SAFETY: q rows start..start+n, columns [head*hd, (head+1)*hd) of qkv, and the k
+                // and v blocks h and 2h columns further, are inside qkv (start + n <= t, checked
+                // above); scores holds n x n; the output block (same rows, the head's columns of
+                // an h-wide row) is written by this task alone.
+                unsafe {
+                    // scores = scale * q k^T: k^T read column-major out of k's rows.
+                    gemm::gemm(
+                        n,
+                        n,
+                        hd,
+                        scores.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        qkv.as_ptr().add(base),
+                        1,
+                        w as isize,
+                        qkv.as_ptr().add(base + h),
+                        w as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
                 }
-            }
-            // SAFETY: as above: probs is n x n, v's block is inside qkv, the output block is this
-            // task's own.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    hd,
-                    n,
-                    dst.at(start * h + head * hd),
-                    1,
-                    h as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    n as isize,
-                    qkv.as_ptr().add(base + 2 * h),
-                    1,
-                    w as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-        });
+                for row in scores.chunks_mut(n) {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for x in row.iter_mut() {
+                        *x = (*x - max).exp();
+                        sum += *x;
+                    }
+                    let inv = 1.0 / sum;
+                    for x in row.iter_mut() {
+                        *x *= inv;
+                    }
+                }
+                // SAFETY: as above: probs is n x n, v's block is inside qkv, the output block is this
+                // task's own.
+                unsafe {
+                    gemm::gemm(
+                        n,
+                        hd,
+                        n,
+                        dst.at(start * h + head * hd),
+                        1,
+                        h as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        n as isize,
+                        qkv.as_ptr().add(base + 2 * h),
+                        1,
+                        w as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), Shape::from((t, h))))
     }
 }
