@@ -64,36 +64,20 @@ impl CustomOp2 for CpuMatmul {
         if a0 + batch * m * k > a.len() {
             bail!("{}: the left side's view is outside its buffer", self.name());
         }
-        let parallelism = if rayon::current_num_threads() < 2 {
-            gemm::Parallelism::None
-        } else {
-            gemm::Parallelism::Rayon(rayon::current_num_threads())
-        };
+        let parallelism = gemm_parallelism();
         let mut dst = vec![0f32; batch * m * n];
         for (i, &b_off) in b_offsets.iter().enumerate() {
             // SAFETY: the left side is contiguous from a0 with batch*m*k elements in bounds, each
             // right-side view's furthest element is in bounds (checked above), and dst holds batch*m*n
             // elements; gemm reads and writes only inside these m x k, k x n and m x n views.
             unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst.as_mut_ptr().add(i * m * n),
-                    1,
-                    n as isize,
+                gemm_f32(
+                    (m, n, k),
+                    (dst.as_mut_ptr().add(i * m * n), n as isize, 1),
                     false,
-                    a.as_ptr().add(a0 + i * m * k),
-                    1,
-                    k as isize,
-                    b.as_ptr().add(b_off),
-                    b_cs,
-                    b_rs,
-                    0.0,
+                    (a.as_ptr().add(a0 + i * m * k), k as isize, 1),
+                    (b.as_ptr().add(b_off), b_rs, b_cs),
                     1.0,
-                    false,
-                    false,
-                    false,
                     parallelism,
                 );
             }
@@ -101,6 +85,48 @@ impl CustomOp2 for CpuMatmul {
         let mut out = da.to_vec();
         out[rank - 1] = n;
         Ok((CpuStorage::F32(dst), Shape::from(out)))
+    }
+}
+
+/// One f32 matrix product through gemm: `dst = scale * lhs rhs`, or `dst += scale * lhs rhs`
+/// when `accumulate`. Each matrix is given as (first element, row stride, column stride), in
+/// elements, so transposed and interleaved views are read in place.
+///
+/// # Safety
+/// Every element of the `m x k` lhs, `k x n` rhs and `m x n` dst views must lie inside its
+/// buffer, and nothing else may touch dst's view during the call.
+unsafe fn gemm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, isize, isize),
+    accumulate: bool,
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    scale: f32,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: the caller guarantees the views; gemm reads and writes nothing else.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.2,
+            dst.1,
+            accumulate,
+            lhs.0,
+            lhs.2,
+            lhs.1,
+            rhs.0,
+            rhs.2,
+            rhs.1,
+            if accumulate { 1.0 } else { 0.0 },
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        )
     }
 }
 
@@ -181,25 +207,13 @@ impl CpuLinear<'_> {
         // SAFETY: x holds m*k, w k*n (row-major [k, n]) and dst m*n elements, all contiguous;
         // gemm reads and writes only inside these views.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
+            gemm_f32(
+                (m, n, k),
+                (dst.as_mut_ptr(), n as isize, 1),
                 read_dst,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                1,
-                n as isize,
+                (x.as_ptr(), k as isize, 1),
+                (w.as_ptr(), n as isize, 1),
                 1.0,
-                1.0,
-                false,
-                false,
-                false,
                 gemm_parallelism(),
             );
         }
@@ -518,25 +532,13 @@ impl CustomOp1 for CpuPackedAttention<'_> {
                 // an h-wide row) is written by this task alone.
                 unsafe {
                     // scores = scale * q k^T: k^T read column-major out of k's rows.
-                    gemm::gemm(
-                        n,
-                        n,
-                        hd,
-                        scores.as_mut_ptr(),
-                        1,
-                        n as isize,
+                    gemm_f32(
+                        (n, n, hd),
+                        (scores.as_mut_ptr(), n as isize, 1),
                         false,
-                        qkv.as_ptr().add(base),
-                        1,
-                        w as isize,
-                        qkv.as_ptr().add(base + h),
-                        w as isize,
-                        1,
-                        0.0,
+                        (qkv.as_ptr().add(base), w as isize, 1),
+                        (qkv.as_ptr().add(base + h), 1, w as isize),
                         scale,
-                        false,
-                        false,
-                        false,
                         gemm::Parallelism::None,
                     );
                 }
@@ -555,25 +557,13 @@ impl CustomOp1 for CpuPackedAttention<'_> {
                 // SAFETY: as above: probs is n x n, v's block is inside qkv, the output block is this
                 // task's own.
                 unsafe {
-                    gemm::gemm(
-                        n,
-                        hd,
-                        n,
-                        dst.at(start * h + head * hd),
-                        1,
-                        h as isize,
+                    gemm_f32(
+                        (n, hd, n),
+                        (dst.at(start * h + head * hd), h as isize, 1),
                         false,
-                        scores.as_ptr(),
-                        1,
-                        n as isize,
-                        qkv.as_ptr().add(base + 2 * h),
-                        1,
-                        w as isize,
-                        0.0,
+                        (scores.as_ptr(), n as isize, 1),
+                        (qkv.as_ptr().add(base + 2 * h), w as isize, 1),
                         1.0,
-                        false,
-                        false,
-                        false,
                         gemm::Parallelism::None,
                     );
                 }
